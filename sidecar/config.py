@@ -1,0 +1,264 @@
+"""The sidecar's configuration: pydantic models for the file, flags and environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROTOCOLS = ("openai", "anthropic", "gemini")
+
+DEFAULT_UPSTREAM_URLS = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+
+ENV_PREFIX = "MODEL_SIDECAR_"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `errors` lists every problem, one per line."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8788), got {value!r}")
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """('127.0.0.1', 8788) from '127.0.0.1:8788'; brackets around IPv6 hosts are removed."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class UpstreamConfig(Strict):
+    """One upstream provider endpoint."""
+
+    url: str
+    protocol: Literal["openai", "anthropic", "gemini"] = "openai"
+    path_prefix: str = Field(
+        default="",
+        description="Requests whose path starts with this prefix go to this upstream, prefix removed.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("an upstream URL may not carry a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and (not value.startswith("/") or value == "/"):
+            raise ValueError(f"expected a path such as /vllm, got {value!r}")
+        return value.rstrip("/")
+
+
+class LimitsConfig(Strict):
+    """Sizes and timeouts of the forwarding path."""
+
+    max_request_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Longest wait for the next upstream bytes."
+    )
+    client_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait for a client's headers and body."
+    )
+    max_connections_per_upstream: int = Field(default=0, ge=0, description="0 means unlimited.")
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+
+class TelemetryConfig(Strict):
+    """What is measured and how it is exported."""
+
+    max_model_labels: int = Field(default=100, gt=0)
+    inject_stream_usage: bool = True
+    propagate_traceparent: bool = True
+    capture_content_max_chars: int = Field(default=16384, ge=0)
+    queue_size: int = Field(default=10000, gt=0)
+
+
+class LogConfig(Strict):
+    """JSON-lines logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+
+class SidecarConfig(Strict):
+    """The whole configuration file."""
+
+    listen: str = "127.0.0.1:8788"
+    admin_listen: str = "127.0.0.1:9788"
+    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
+    default_upstream: str = "openai"
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @field_validator("listen", "admin_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _check_host_port(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_upstreams(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        upstreams = dict(data.get("upstreams") or {})
+        for name, url in DEFAULT_UPSTREAM_URLS.items():
+            entry = upstreams.get(name)
+            if entry is None:
+                upstreams[name] = {"url": url, "protocol": name}
+            elif isinstance(entry, dict) and "protocol" not in entry:
+                upstreams[name] = {**entry, "protocol": name}
+        return {**data, "upstreams": upstreams}
+
+    @model_validator(mode="after")
+    def _check_upstreams(self) -> SidecarConfig:
+        if self.default_upstream not in self.upstreams:
+            raise ValueError(
+                f"default_upstream {self.default_upstream!r} is not one of the upstreams "
+                f"({', '.join(sorted(self.upstreams))})"
+            )
+        prefixes: dict[str, str] = {}
+        for name, upstream in self.upstreams.items():
+            if upstream.path_prefix:
+                if upstream.path_prefix in prefixes:
+                    raise ValueError(
+                        f"upstreams {prefixes[upstream.path_prefix]!r} and {name!r} "
+                        f"claim the same path_prefix {upstream.path_prefix!r}"
+                    )
+                if upstream.path_prefix == "/_sidecar" or upstream.path_prefix.startswith(
+                    "/_sidecar/"
+                ):
+                    raise ValueError(f"upstream {name!r}: /_sidecar is reserved for the sidecar")
+                prefixes[upstream.path_prefix] = name
+        return self
+
+    def protocol_upstream(self, protocol: str) -> str:
+        """The upstream that serves a protocol's standard paths."""
+        if protocol in self.upstreams and not self.upstreams[protocol].path_prefix:
+            return protocol
+        for name, upstream in self.upstreams.items():
+            if upstream.protocol == protocol and not upstream.path_prefix:
+                return name
+        return self.default_upstream
+
+
+def format_validation_error(error: ValidationError, source: str) -> list[str]:
+    """One readable line per problem: where it is, what is wrong."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling against docs/configuration.md)"
+        lines.append(f"{source}: {where}: {message}")
+    return lines
+
+
+def parse_upstream_flags(values: list[str]) -> dict[str, str]:
+    """{'openai': 'http://…'} from ['openai=http://…']; raises ConfigError on bad items."""
+    result: dict[str, str] = {}
+    errors = []
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            errors.append(f"upstream {value!r}: expected NAME=URL")
+            continue
+        result[name.strip()] = url.strip()
+    if errors:
+        raise ConfigError(errors)
+    return result
+
+
+def _merge_upstream_urls(data: dict[str, Any], urls: Mapping[str, str]) -> None:
+    upstreams = dict(data.get("upstreams") or {})
+    for name, url in urls.items():
+        entry = upstreams.get(name)
+        if isinstance(entry, dict):
+            upstreams[name] = {**entry, "url": url}
+        elif name in PROTOCOLS:
+            upstreams[name] = {"url": url, "protocol": name}
+        else:
+            upstreams[name] = {"url": url, "protocol": "openai", "path_prefix": f"/{name}"}
+    data["upstreams"] = upstreams
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping in a YAML config file; ConfigError when unreadable or not a mapping."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a mapping at the top level, got {type(data).__name__}"])
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    listen: str | None = None,
+    admin_listen: str | None = None,
+    upstreams: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SidecarConfig:
+    """The effective config: flags beat MODEL_SIDECAR_* environment beat the file."""
+    env = os.environ if environ is None else environ
+    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    data = read_config_file(path) if path else {}
+    source = str(path) if path else "config"
+    errors: list[str] = []
+
+    for key, flag in (("listen", listen), ("admin_listen", admin_listen)):
+        value = flag or env.get(ENV_PREFIX + key.upper())
+        if value:
+            data[key] = value
+    env_upstreams = env.get(ENV_PREFIX + "UPSTREAMS", "")
+    if env_upstreams:
+        try:
+            items = [item for item in env_upstreams.split(",") if item.strip()]
+            _merge_upstream_urls(data, parse_upstream_flags(items))
+        except ConfigError as exc:
+            errors.extend(f"{ENV_PREFIX}UPSTREAMS: {line}" for line in exc.errors)
+    if upstreams:
+        _merge_upstream_urls(data, upstreams)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return SidecarConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc

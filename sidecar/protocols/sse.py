@@ -1,0 +1,49 @@
+"""Incremental Server-Sent Events decoding, shared by every streaming protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+class SSEDecoder:
+    """Splits a byte stream into complete SSE events, holding back a partial one."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> Iterator[tuple[bytes | None, bytes]]:
+        """Yield (event name or None, data) for every event completed by `data`."""
+        buffer = self._buffer + data if self._buffer else data
+        if b"\r" in buffer:
+            # A trailing CR may be the first half of a CRLF: keep it for the next piece.
+            held = b"\r" if buffer.endswith(b"\r") else b""
+            body = buffer[: len(buffer) - len(held)]
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            event = parse_event(buffer[start:end])
+            start = end + 2
+            if event is not None:
+                yield event
+        self._buffer = buffer[start:]
+
+
+def parse_event(block: bytes) -> tuple[bytes | None, bytes] | None:
+    """The (event name, joined data) of one event block; None for a comment-only block."""
+    name: bytes | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            value = line[6:]
+            name = value[1:] if value.startswith(b" ") else value
+    if not data and name is None:
+        return None
+    return name, b"\n".join(data)
