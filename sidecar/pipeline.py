@@ -26,8 +26,8 @@ class Sink(Protocol):
     def call_finished(self, record: CallRecord) -> None:
         """A call is complete and enriched (runs off the call path)."""
 
-    def dropped(self, count: int) -> None:
-        """`count` finished calls never reached this sink because the queue was full."""
+    def dropped(self, record: CallRecord) -> None:
+        """A finished call was dropped before any sink saw it (the queue was full)."""
 
     def close(self) -> None:
         """Flush and release resources at shutdown."""
@@ -70,7 +70,7 @@ class Pipeline:
             self.dropped_total += 1
             for sink in self.sinks:
                 try:
-                    sink.dropped(1)
+                    sink.dropped(record)
                 except Exception:
                     log.exception("sink %s failed on dropped", sink.name)
             return
@@ -112,6 +112,10 @@ class Pipeline:
             self._task = None
         while self._queue:
             self.process(self._queue.popleft())
+        # A sink may wait on the network while it flushes: keep the event loop free.
+        await asyncio.get_running_loop().run_in_executor(None, self._close_sinks)
+
+    def _close_sinks(self) -> None:
         for sink in self.sinks:
             try:
                 sink.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -81,6 +83,11 @@ class ResponseParser(ABC):
     def finish(self) -> None:
         """The body is complete (or cut short): write the final facts into the record."""
 
+    @property
+    def complete(self) -> bool:
+        """False when the body itself shows it was cut short (a body parser cannot tell)."""
+        return True
+
 
 class StreamParser(ResponseParser):
     """Splits a text/event-stream into events and hands each to `on_event`."""
@@ -96,6 +103,11 @@ class StreamParser(ResponseParser):
     @abstractmethod
     def on_event(self, event: bytes | None, data: bytes, now: float) -> None:
         """One complete SSE event: its `event:` name (or None) and its joined `data:`."""
+
+    @property
+    def complete(self) -> bool:
+        """True once the protocol's terminal event was seen; a stream without it was cut short."""
+        return False
 
     def mark_chunk(self, now: float) -> None:
         """Record that an output chunk arrived at `now`."""
@@ -147,11 +159,51 @@ class BodyParser(ResponseParser):
         return None
 
 
+class ErrorParser(BodyParser):
+    """Reads an error response's body for the provider's own error type."""
+
+    def __init__(
+        self,
+        record: CallRecord,
+        content_encoding: str,
+        error_type: Callable[[Any], str | None],
+    ) -> None:
+        super().__init__(record, content_encoding)
+        self._error_type = error_type
+
+    def on_json(self, body: Any) -> None:
+        self.record.provider_error_type = self._error_type(body)
+
+
+class FinishReasons:
+    """Collects one finish reason per choice (by index) into `record.finish_reasons`."""
+
+    __slots__ = ("_by_index", "_record")
+
+    def __init__(self, record: CallRecord) -> None:
+        self._record = record
+        self._by_index: dict[int, str] = {}
+
+    def add(self, index: Any, reason: Any) -> None:
+        """Note `reason` for the choice at `index` (ignored unless a non-empty string)."""
+        if not isinstance(reason, str) or not reason:
+            return
+        self._by_index[as_int(index) or 0] = reason
+        self._record.finish_reasons = [self._by_index[i] for i in sorted(self._by_index)]
+
+    def __len__(self) -> int:
+        return len(self._by_index)
+
+
 class WireProtocol(ABC):
     """One provider's wire protocol: classify requests, parse responses, shape errors."""
 
     name: str
     provider_name: str
+
+    @abstractmethod
+    def claims(self, path: str) -> bool:
+        """Whether this protocol owns the standard (unprefixed) request path `path`."""
 
     @abstractmethod
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
@@ -219,3 +271,74 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     return None
+
+
+def is_event_stream(content_type: str) -> bool:
+    """Whether a Content-Type names a Server-Sent Events stream."""
+    return content_type.strip().lower().startswith("text/event-stream")
+
+
+def read_request_params(info: RequestInfo, body: dict[str, Any]) -> None:
+    """Fill `info` from the top-level fields OpenAI- and Anthropic-style bodies share."""
+    info.request_model = as_str(body.get("model"))
+    info.stream = body.get("stream") is True
+    info.temperature = as_float(body.get("temperature"))
+    info.top_p = as_float(body.get("top_p"))
+    info.seed = as_int(body.get("seed"))
+    info.choice_count = as_int(body.get("n"))
+    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        info.max_tokens = as_int(body.get(key))
+        if info.max_tokens is not None:
+            break
+
+
+def as_str(value: Any) -> str | None:
+    """A non-empty str from a JSON value, or None."""
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """`value[k1][k2]...` through nested JSON objects, or None where a level is missing."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+_TYPE_FIELD = re.compile(rb'"type"\s*:\s*"([^"]*)"')
+
+
+def event_type(name: bytes | None, data: bytes) -> bytes:
+    """An SSE event's type: its `event:` name, else the first `"type"` field of its data."""
+    if name:
+        return name
+    match = _TYPE_FIELD.search(data)
+    return match.group(1) if match else b""
+
+
+def json_object_end(data: bytes, start: int) -> int:
+    """The index just past the JSON object opening at `data[start]`; -1 if it never closes."""
+    depth = 0
+    in_string = False
+    position = start
+    size = len(data)
+    while position < size:
+        byte = data[position]
+        if in_string:
+            if byte == 0x5C:  # a backslash escapes the next byte
+                position += 1
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x7B:
+            depth += 1
+        elif byte == 0x7D:
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        position += 1
+    return -1

@@ -1,0 +1,145 @@
+"""The `model-sidecar` command: serve, check-config, simulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import yaml
+
+from sidecar import __version__
+from sidecar.config import ConfigError, SidecarConfig, load_config, parse_upstream_flags
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine to completion on uvloop when it is installed, else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+async def serve_until_signalled(config: SidecarConfig) -> int:
+    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
+    from sidecar.server import Sidecar
+
+    sidecar = Sidecar(config)
+    await sidecar.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"model-sidecar {__version__}: proxy {sidecar.proxy_url}  admin {sidecar.admin_url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    await stop.wait()
+    await sidecar.stop()
+    return 0
+
+
+def _load(args: argparse.Namespace) -> SidecarConfig:
+    upstreams = parse_upstream_flags(args.upstream or [])
+    return load_config(
+        args.config, listen=args.listen, admin_listen=args.admin_listen, upstreams=upstreams
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`model-sidecar serve`."""
+    from sidecar.logs import setup_logging
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print("model-sidecar: invalid configuration:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    setup_logging(config.log.level)
+    return run_async(serve_until_signalled(config))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """`model-sidecar check-config FILE`: print the effective config or every error."""
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"{args.file}: {len(exc.errors)} error(s):")
+        for line in exc.errors:
+            print(f"  {line}")
+        return 1
+    print(f"# {args.file}: valid. Effective configuration:")
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """`model-sidecar simulate`: run the simulated provider standalone."""
+    from sidecar.simulate import cli as simulate_cli
+
+    return simulate_cli.main(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`model-sidecar demo`: simulated providers, the sidecar and traffic, with a summary."""
+    from sidecar.demo import run_demo
+
+    return run_async(run_demo(seconds=args.seconds))
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (env MODEL_SIDECAR_CONFIG)")
+    parser.add_argument("--listen", help="proxy HOST:PORT (default 127.0.0.1:8788)")
+    parser.add_argument("--admin-listen", help="admin HOST:PORT (default 127.0.0.1:9788)")
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        metavar="NAME=URL",
+        help="replace an upstream's URL, e.g. openai=http://vllm:8000 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `model-sidecar` command."""
+    parser = argparse.ArgumentParser(
+        prog="model-sidecar", description="Observe every LLM call of a service from beside it."
+    )
+    parser.add_argument("--version", action="version", version=f"model-sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the sidecar")
+    _add_serve_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check-config", help="validate a config file and explain errors")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    from sidecar.simulate import cli as simulate_cli
+
+    simulate = commands.add_parser("simulate", help="run the simulated LLM provider")
+    simulate_cli.add_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+    demo = commands.add_parser("demo", help="run the whole product locally with no network")
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long traffic runs")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Header rules of the forwarding path: hop-by-hop removal, encodings, credential redaction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# RFC 9110 §7.6.1 connection-specific fields, plus fields the proxy sets itself.
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+_NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
+_NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP
+
+CREDENTIAL_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
+_KEY_IN_QUERY = re.compile(r"(?i)(^|&)(key|api_key|api-key)=[^&]*")
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
+    tokens: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        tokens.update(token.strip().lower() for token in value.split(","))
+    return tokens
+
+
+def upstream_request_headers(
+    headers: CIMultiDictProxy[str], accepted_encodings: Iterable[str]
+) -> CIMultiDict[str]:
+    """The app's headers as sent upstream: no hop-by-hop fields, Accept-Encoding limited to what we decode."""
+    drop = _NOT_FORWARDED_UPSTREAM
+    if "Connection" in headers:
+        drop = drop | _connection_tokens(headers)
+    result: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in drop:
+            result.add(name, value)
+    if "Accept-Encoding" in result:
+        result["Accept-Encoding"] = filter_accept_encoding(result["Accept-Encoding"], accepted_encodings)
+    return result
+
+
+def downstream_response_headers(
+    headers: CIMultiDictProxy[str], keep_length: bool
+) -> CIMultiDict[str]:
+    """The upstream's response headers as sent to the app: no hop-by-hop fields."""
+    drop = _NOT_FORWARDED_DOWNSTREAM
+    if "Connection" in headers:
+        drop = drop | _connection_tokens(headers)
+    if not keep_length:
+        drop = drop | {"content-length"}
+    result: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in drop:
+            result.add(name, value)
+    return result
+
+
+def filter_accept_encoding(value: str, accepted: Iterable[str]) -> str:
+    """Accept-Encoding without codings the sidecar could not decode to read usage."""
+    allowed = set(accepted) | {"identity"}
+    kept = [
+        item.strip()
+        for item in value.split(",")
+        if item.strip() and item.split(";")[0].strip().lower() in allowed
+    ]
+    return ", ".join(kept) if kept else "identity"
+
+
+def redact_query(query: str) -> str:
+    """A query string with API keys (`key=`, `api_key=`) replaced by `REDACTED`."""
+    return _KEY_IN_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=REDACTED", query)

@@ -1,0 +1,247 @@
+"""Google's Gemini API (`/v1beta/models/{model}:{method}`): requests, bodies, streams, errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from sidecar.protocols.base import (
+    BodyParser,
+    ErrorParser,
+    FinishReasons,
+    ResponseParser,
+    StreamParser,
+    WireProtocol,
+    as_float,
+    as_int,
+    as_str,
+    dig,
+    is_event_stream,
+    parse_json_body,
+)
+from sidecar.record import CallRecord, RequestInfo
+
+_PREFIXES = ("/v1beta/", "/v1alpha/", "/upload/v1beta/")
+_OPERATIONS = {
+    "generateContent": "generate_content",
+    "streamGenerateContent": "generate_content",
+    "embedContent": "embeddings",
+    "batchEmbedContents": "embeddings",
+}
+
+# An event carries output when a part holds non-empty text (thoughts too) or a call.
+_OUTPUT = re.compile(
+    rb'"text"\s*:\s*"[^"]|"(?:functionCall|inlineData|executableCode|codeExecutionResult)"\s*:'
+)
+# Events worth decoding after the first: a finish reason, a blocked prompt, an error.
+_FACTS = re.compile(rb'"(?:finishReason|blockReason|error)"\s*:')
+_USAGE = b'"usageMetadata"'
+
+# (error.status) of the errors the sidecar itself answers with.
+_ERROR_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+class GeminiProtocol(WireProtocol):
+    """The Gemini Developer API and its `v1`/`v1alpha` variants."""
+
+    name = "gemini"
+    provider_name = "gcp.gemini"
+
+    def claims(self, path: str) -> bool:
+        if path.startswith(_PREFIXES) or path in ("/v1beta", "/v1alpha"):
+            return True
+        return path.startswith("/v1/models/") and ":" in unquote(path)
+
+    def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
+        info = RequestInfo(body=body)
+        model, call = gemini_call(path)
+        info.request_model = model
+        if method.upper() == "POST" and call in _OPERATIONS:
+            info.operation = _OPERATIONS[call]
+            info.stream = call == "streamGenerateContent"
+        if isinstance(body, dict):
+            _read_generation_config(info, body)
+        return info
+
+    def response_parser(
+        self, record: CallRecord, content_type: str, content_encoding: str
+    ) -> ResponseParser:
+        if record.http_status is not None and record.http_status >= 400:
+            return ErrorParser(record, content_encoding, gemini_error_type)
+        if is_event_stream(content_type):
+            return GeminiStreamParser(record, content_encoding)
+        return GeminiBodyParser(record, content_encoding)
+
+    def error_body(self, status: int, message: str) -> bytes:
+        kind = _ERROR_STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+        return orjson.dumps({"error": {"code": status, "message": message, "status": kind}})
+
+
+def gemini_call(path: str) -> tuple[str | None, str]:
+    """(model, method) of `/v1beta/models/{model}:{method}`; (None, "") for other paths."""
+    resource, colon, method = unquote(path.partition("?")[0]).rpartition(":")
+    if not colon or "/" in method:
+        return None, ""
+    at = resource.rfind("/models/")
+    # Outside `models/` (e.g. /v1beta/tunedModels/{name}) the collection stays in the name.
+    model = resource[at + 8 :] if at >= 0 else resource.lstrip("/").partition("/")[2]
+    return (model or None), method
+
+
+def _read_generation_config(info: RequestInfo, body: dict[str, Any]) -> None:
+    """Sampling parameters from `generationConfig` (camelCase or snake_case)."""
+    config = body.get("generationConfig", body.get("generation_config"))
+    if not isinstance(config, dict):
+        return
+
+    def field(camel: str, snake: str) -> Any:
+        return config.get(camel, config.get(snake))
+
+    info.temperature = as_float(field("temperature", "temperature"))
+    info.top_p = as_float(field("topP", "top_p"))
+    info.max_tokens = as_int(field("maxOutputTokens", "max_output_tokens"))
+    info.seed = as_int(field("seed", "seed"))
+    info.choice_count = as_int(field("candidateCount", "candidate_count"))
+
+
+def gemini_error_type(body: Any) -> str | None:
+    """`error.status` of a Gemini error body (or of the first item of an error array)."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    return as_str(dig(body, "error", "status"))
+
+
+def apply_gemini_usage(record: CallRecord, usage: Any) -> None:
+    """Write `usageMetadata`: input includes cached and tool-use prompt tokens, output
+    includes thoughts. A count Gemini leaves out adds 0 to a sum it is part of."""
+    if not isinstance(usage, dict):
+        return
+    prompt = as_int(usage.get("promptTokenCount"))
+    tool_prompt = as_int(usage.get("toolUsePromptTokenCount"))
+    candidates = as_int(usage.get("candidatesTokenCount"))
+    thoughts = as_int(usage.get("thoughtsTokenCount"))
+    if prompt is not None or tool_prompt is not None:
+        record.input_tokens = (prompt or 0) + (tool_prompt or 0)
+    record.cache_read_tokens = as_int(usage.get("cachedContentTokenCount"))
+    if record.request.operation == "embeddings":
+        return
+    if candidates is not None or thoughts is not None:
+        record.output_tokens = (candidates or 0) + (thoughts or 0)
+    record.reasoning_tokens = thoughts
+
+
+class GenerateContentReader:
+    """Accumulates what a sequence of GenerateContentResponse objects says."""
+
+    __slots__ = ("blocked", "reasons", "record", "text")
+
+    def __init__(self, record: CallRecord) -> None:
+        self.record = record
+        self.reasons = FinishReasons(record)
+        self.blocked = False
+        self.text: list[str] | None = [] if record.capture_content else None
+
+    def read(self, response: Any) -> None:
+        """Take one decoded response object (a stream event or a body)."""
+        if not isinstance(response, dict):
+            return
+        record = self.record
+        if response.get("error") is not None:
+            record.provider_error_type = gemini_error_type(response)
+            return
+        record.response_id = record.response_id or as_str(response.get("responseId"))
+        record.response_model = record.response_model or as_str(response.get("modelVersion"))
+        if dig(response, "promptFeedback", "blockReason") is not None:
+            self.blocked = True
+        candidates = response.get("candidates")
+        if isinstance(candidates, list):
+            for candidate in candidates:
+                if isinstance(candidate, dict):
+                    self._read_candidate(candidate)
+        apply_gemini_usage(record, response.get("usageMetadata"))
+
+    def _read_candidate(self, candidate: dict[str, Any]) -> None:
+        self.reasons.add(candidate.get("index"), candidate.get("finishReason"))
+        if self.text is None or as_int(candidate.get("index")) not in (0, None):
+            return
+        parts = dig(candidate, "content", "parts")
+        if isinstance(parts, list):
+            self.text.extend(
+                part["text"]
+                for part in parts
+                if isinstance(part, dict)
+                and isinstance(part.get("text"), str)
+                and not part.get("thought")
+            )
+
+    def finished(self, expected_choices: int | None) -> bool:
+        """Whether every expected candidate has a finish reason (or the prompt was blocked)."""
+        return self.blocked or len(self.reasons) >= max(1, expected_choices or 1)
+
+    def output_text(self) -> str | None:
+        """The first candidate's joined text, when content capture is on."""
+        return None if self.text is None else "".join(self.text)
+
+
+class GeminiBodyParser(BodyParser):
+    """A GenerateContentResponse, an embedding, or the JSON array `streamGenerateContent`
+    returns without `alt=sse`."""
+
+    def on_json(self, body: Any) -> None:
+        reader = GenerateContentReader(self.record)
+        for response in body if isinstance(body, list) else (body,):
+            reader.read(response)
+        self.record.output_text = reader.output_text()
+
+
+class GeminiStreamParser(StreamParser):
+    """A `streamGenerateContent?alt=sse` stream; every event with content is an output chunk.
+
+    Decodes the first event (id, model), events with a finish reason, block reason or
+    error, and at the end the last event with usage. Complete once every expected
+    candidate has a finish reason.
+    """
+
+    def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
+        super().__init__(record, content_encoding)
+        self._reader = GenerateContentReader(record)
+        self._first = True
+        self._pending_usage: bytes | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self._reader.finished(self.record.request.choice_count)
+
+    def on_event(self, event: bytes | None, data: bytes, now: float) -> None:
+        if _OUTPUT.search(data) is not None:
+            self.mark_chunk(now)
+        if _USAGE in data:
+            self._pending_usage = data
+        decode = self._first or self._reader.text is not None or _FACTS.search(data) is not None
+        if not decode:
+            return
+        self._first = False
+        self._reader.read(parse_json_body(data))
+        if self._pending_usage is data:
+            self._pending_usage = None
+
+    def finish(self) -> None:
+        if self._pending_usage is not None:
+            last = parse_json_body(self._pending_usage)
+            apply_gemini_usage(self.record, dig(last, "usageMetadata"))
+            self._pending_usage = None
+        self.record.output_text = self._reader.output_text()

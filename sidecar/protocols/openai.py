@@ -1,0 +1,121 @@
+"""OpenAI's wire protocol: chat completions, completions, embeddings and the Responses API."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from sidecar.protocols.base import (
+    ErrorParser,
+    ResponseParser,
+    StreamFilter,
+    WireProtocol,
+    is_event_stream,
+    read_request_params,
+)
+from sidecar.protocols.openai_chat import ChatBodyParser, ChatStreamParser, openai_error_type
+from sidecar.protocols.openai_filter import UsageChunkFilter
+from sidecar.protocols.openai_responses import ResponsesBodyParser, ResponsesStreamParser
+from sidecar.record import CallRecord, RequestInfo
+
+# The last path segments that name an endpoint, with or without an upstream prefix.
+_ENDPOINT = re.compile(r"/v1/(chat/completions|completions|embeddings|responses)/?$")
+_OPERATIONS = {
+    "chat/completions": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+    "responses": "chat",
+}
+_STANDARD_PATHS = frozenset(
+    ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+)
+
+# (error.type, error.code) of the errors the sidecar itself answers with.
+_ERROR_SHAPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    404: ("invalid_request_error", "not_found"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    502: ("server_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+    504: ("server_error", "timeout"),
+}
+
+
+class OpenAIProtocol(WireProtocol):
+    """OpenAI and OpenAI-compatible servers (vLLM, llama.cpp, Ollama, Azure OpenAI ...)."""
+
+    name = "openai"
+    provider_name = "openai"
+
+    def claims(self, path: str) -> bool:
+        return path in _STANDARD_PATHS or path.startswith("/v1/responses/")
+
+    def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
+        info = RequestInfo(body=body)
+        if isinstance(body, dict):
+            read_request_params(info, body)
+        endpoint = openai_endpoint(path)
+        if endpoint is not None and method.upper() == "POST":
+            info.operation = _OPERATIONS[endpoint]
+        return info
+
+    def response_parser(
+        self, record: CallRecord, content_type: str, content_encoding: str
+    ) -> ResponseParser:
+        if record.http_status is not None and record.http_status >= 400:
+            return ErrorParser(record, content_encoding, openai_error_type)
+        responses = openai_endpoint(record.path) == "responses"
+        if is_event_stream(content_type):
+            if responses:
+                return ResponsesStreamParser(record, content_encoding)
+            return ChatStreamParser(record, content_encoding)
+        if responses:
+            return ResponsesBodyParser(record, content_encoding)
+        return ChatBodyParser(record, content_encoding)
+
+    def error_body(self, status: int, message: str) -> bytes:
+        kind, code = _ERROR_SHAPES.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        error = {"message": message, "type": kind, "param": None, "code": code}
+        return orjson.dumps({"error": error})
+
+    def inject_stream_usage(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+        """Ask for a final usage chunk on chat/completions streams that did not ask for one.
+
+        Only chat (`messages`) and text completion bodies: the Responses API always reports
+        usage and rejects `include_usage`.
+        """
+        body = info.body
+        if not info.stream or not isinstance(body, dict):
+            return None
+        if info.operation != "text_completion" and not (
+            info.operation == "chat" and "messages" in body
+        ):
+            return None
+        if "stream_options" not in body:
+            end = raw_body.rfind(b"}")
+            if end < 0:
+                return None
+            return raw_body[:end] + b',"stream_options":{"include_usage":true}' + raw_body[end:]
+        options = body["stream_options"]
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return None
+        merged = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        try:
+            return orjson.dumps({**body, "stream_options": merged})
+        except TypeError:
+            return None
+
+    def stream_filter(self) -> StreamFilter:
+        return UsageChunkFilter()
+
+
+def openai_endpoint(path: str) -> str | None:
+    """`chat/completions`, `completions`, `embeddings` or `responses` for a path ending so."""
+    match = _ENDPOINT.search(path.partition("?")[0])
+    return match.group(1) if match else None

@@ -1,0 +1,39 @@
+"""Which wire protocol owns a request path, and the protocols by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
+
+from sidecar.protocols.anthropic import AnthropicProtocol
+from sidecar.protocols.base import WireProtocol
+from sidecar.protocols.gemini import GeminiProtocol
+from sidecar.protocols.openai import OpenAIProtocol
+
+
+@cache
+def default_protocols() -> Mapping[str, WireProtocol]:
+    """The three protocols by name, built once (they hold no per-call state)."""
+    protocols: tuple[WireProtocol, ...] = (
+        OpenAIProtocol(),
+        AnthropicProtocol(),
+        GeminiProtocol(),
+    )
+    return MappingProxyType({protocol.name: protocol for protocol in protocols})
+
+
+def protocol_for_path(path: str) -> WireProtocol | None:
+    """The protocol that claims a standard path, or None (default upstream, operation other)."""
+    for protocol in default_protocols().values():
+        if protocol.claims(path):
+            return protocol
+    return None
+
+
+def protocol_named(name: str) -> WireProtocol:
+    """The protocol called `name` (`openai`, `anthropic` or `gemini`); KeyError otherwise."""
+    try:
+        return default_protocols()[name]
+    except KeyError:
+        raise KeyError(f"unknown wire protocol {name!r}") from None

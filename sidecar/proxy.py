@@ -1,0 +1,387 @@
+"""The forwarding path, top to bottom: read, route, forward, stream back, record."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from sidecar import record as outcomes
+from sidecar.config import SidecarConfig
+from sidecar.headers import downstream_response_headers, upstream_request_headers
+from sidecar.pipeline import Pipeline
+from sidecar.protocols.base import (
+    ResponseParser,
+    StreamFilter,
+    WireProtocol,
+    decodable_encodings,
+    parse_json_body,
+)
+from sidecar.record import CallRecord
+from sidecar.routing import Route, Router, Upstream
+from sidecar.tracecontext import format_traceparent, new_span_id, new_trace_id, parse_traceparent
+
+# Bodies up to this size with a Content-Length are read whole and sent with one write.
+SMALL_BODY_BYTES = 256 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+class ClientBodyTooLarge(Exception):
+    """The app's request body is larger than the configured limit."""
+
+
+class Proxy:
+    """Forwards every request on the proxy listener and hands a CallRecord to the pipeline."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        router: Router,
+        sessions: Mapping[str, aiohttp.ClientSession],
+        pipeline: Pipeline,
+        *,
+        tracing: bool = False,
+        capture_content: bool = False,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.sessions = sessions
+        self.pipeline = pipeline
+        self.tracing = tracing
+        self.capture_content = capture_content
+        self.in_flight = 0
+        self._max_body = config.limits.max_request_body_bytes
+        self._client_timeout = config.limits.client_read_timeout_seconds
+        self._inject_usage = config.telemetry.inject_stream_usage
+        self._propagate = config.telemetry.propagate_traceparent and tracing
+        self._encodings = decodable_encodings()
+        self._rng = random.Random()
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Forward one request; never raises for anything the upstream or the app does."""
+        received = time.perf_counter()
+        start_unix_ns = time.time_ns()
+        raw_path, _, query = request.raw_path.partition("?")
+        path = _origin_path(raw_path)
+        if path.startswith("/_sidecar/") or path == "/_sidecar":
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        route = self.router.route(path)
+        upstream = route.upstream
+        protocol = route.protocol
+        record = CallRecord(
+            upstream=upstream.name,
+            protocol=protocol.name,
+            provider_name=protocol.provider_name,
+            method=request.method,
+            path=route.path,
+            server_address=upstream.host,
+            server_port=upstream.port,
+            start_unix_ns=start_unix_ns,
+            received=received,
+            capture_content=self.capture_content,
+        )
+        self.in_flight += 1
+        try:
+            return await self._forward(request, route, query, record)
+        finally:
+            self.in_flight -= 1
+
+    async def _forward(
+        self, request: web.BaseRequest, route: Route, query: str, record: CallRecord
+    ) -> web.StreamResponse:
+        protocol = route.protocol
+        try:
+            body = await self._read_body(request, record)
+        except ClientBodyTooLarge:
+            self.pipeline.started(record)
+            message = f"request body exceeds {self._max_body} bytes"
+            return self._local_error(record, protocol, 413, message, outcomes.UPSTREAM_ERROR)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, aiohttp.ClientError):
+            # The app did not send its body in time, or went away while sending it.
+            self.pipeline.started(record)
+            message = "model-sidecar: request body not received in time"
+            return self._local_error(record, protocol, 408, message, outcomes.CLIENT_CANCELLED)
+
+        info = protocol.classify(request.method, route.path, query, parse_json_body(body))
+        record.request = info
+        headers = upstream_request_headers(request.headers, self._encodings)
+        record.client_retry_count = _int_header(headers, "x-stainless-retry-count")
+        stream_filter: StreamFilter | None = None
+        if self._inject_usage and info.stream:
+            injected = protocol.inject_stream_usage(info, body)
+            if injected is not None:
+                body = injected
+                stream_filter = protocol.stream_filter()
+                record.stream_usage_injected = True
+                # The extra usage must be removed byte-exactly: keep the stream uncompressed.
+                headers["Accept-Encoding"] = "identity"
+        if self.tracing:
+            self._set_trace_context(headers, record)
+        self.pipeline.started(record)
+
+        session = self.sessions[route.upstream.name]
+        url = route.upstream.url_for(route.path, query)
+        sent = time.perf_counter()
+        try:
+            upstream_response = await session.request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            )
+        except TimeoutError:
+            return self._upstream_failure(record, protocol, sent, 504, outcomes.TIMEOUT)
+        except (aiohttp.ClientError, OSError):
+            return self._upstream_failure(record, protocol, sent, 502, outcomes.CONNECTION_ERROR)
+        except asyncio.CancelledError:
+            self._finish(record, outcomes.CLIENT_CANCELLED, waited_since=sent)
+            raise
+        now = time.perf_counter()
+        record.upstream_wait += now - sent
+        record.upstream_headers = now
+        record.http_status = upstream_response.status
+        if upstream_response.status >= 400:
+            record.outcome = outcomes.UPSTREAM_ERROR
+        try:
+            return await self._relay(request, upstream_response, route.upstream, record, stream_filter)
+        finally:
+            upstream_response.release()
+
+    async def _relay(
+        self,
+        request: web.BaseRequest,
+        upstream_response: aiohttp.ClientResponse,
+        upstream: Upstream,
+        record: CallRecord,
+        stream_filter: StreamFilter | None,
+    ) -> web.StreamResponse:
+        """Send the upstream's response to the app as it arrives, parsing it on the way."""
+        up_headers = upstream_response.headers
+        content_type = up_headers.get("Content-Type", "")
+        parser = upstream.protocol.response_parser(
+            record, content_type, up_headers.get("Content-Encoding", "")
+        )
+        length = upstream_response.content_length
+        is_event_stream = content_type.startswith("text/event-stream")
+        if (
+            stream_filter is None
+            and length is not None
+            and length <= SMALL_BODY_BYTES
+            and not is_event_stream
+        ):
+            return await self._relay_small(upstream_response, upstream.protocol, record, parser)
+
+        headers = downstream_response_headers(up_headers, keep_length=stream_filter is None)
+        response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
+        response.headers.extend(headers)
+        waited = time.perf_counter()
+        await response.prepare(request)
+        record.client_wait += time.perf_counter() - waited
+        content = upstream_response.content
+        try:
+            while True:
+                waited = time.perf_counter()
+                data = await content.readany()
+                now = time.perf_counter()
+                record.upstream_wait += now - waited
+                if not data:
+                    break
+                record.response_bytes += len(data)
+                parser.feed(data, now)
+                out = stream_filter.feed(data) if stream_filter is not None else data
+                if out:
+                    await response.write(out)
+                    record.client_wait += time.perf_counter() - now
+            if stream_filter is not None:
+                tail = stream_filter.flush()
+                if tail:
+                    await response.write(tail)
+        except TimeoutError:
+            return self._abort_stream(request, response, upstream_response, record, parser, outcomes.TIMEOUT)
+        except aiohttp.ClientPayloadError:
+            return self._abort_stream(
+                request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            if _is_client_side(exc, request):
+                return self._client_gone(response, upstream_response, record, parser)
+            return self._abort_stream(
+                request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
+            )
+        except asyncio.CancelledError:
+            self._client_gone(response, upstream_response, record, parser)
+            raise
+        parser.finish()
+        if (
+            record.outcome == outcomes.OK
+            and is_event_stream
+            and not getattr(parser, "complete", True)
+        ):
+            record.outcome = outcomes.STREAM_INTERRUPTED
+        # The record is final once the last upstream bytes were forwarded (TOOLING.md:
+        # SDKs may close the connection right after the terminal event).
+        self._finish(record, record.outcome)
+        try:
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientError):
+            pass
+        return response
+
+    async def _relay_small(
+        self,
+        upstream_response: aiohttp.ClientResponse,
+        protocol: WireProtocol,
+        record: CallRecord,
+        parser: ResponseParser,
+    ) -> web.StreamResponse:
+        """A small body with a known length: read it whole, answer with one write."""
+        waited = time.perf_counter()
+        try:
+            data = await upstream_response.read()
+        except TimeoutError:
+            return self._upstream_failure(record, protocol, waited, 504, outcomes.TIMEOUT)
+        except (aiohttp.ClientError, OSError):
+            return self._upstream_failure(
+                record, protocol, waited, 502, outcomes.STREAM_INTERRUPTED
+            )
+        now = time.perf_counter()
+        record.upstream_wait += now - waited
+        record.response_bytes = len(data)
+        parser.feed(data, now)
+        parser.finish()
+        headers = downstream_response_headers(upstream_response.headers, keep_length=False)
+        response = web.Response(
+            status=upstream_response.status,
+            reason=upstream_response.reason,
+            body=data,
+            headers=headers,
+        )
+        self._finish(record, record.outcome)
+        return response
+
+    async def _read_body(self, request: web.BaseRequest, record: CallRecord) -> bytes:
+        """The whole request body, read within the client timeout and the size limit."""
+        length = request.content_length
+        if length is not None and length > self._max_body:
+            raise ClientBodyTooLarge()
+        if length == 0 or (length is None and not request.body_exists):
+            return b""
+        waited = time.perf_counter()
+        async with asyncio.timeout(self._client_timeout):
+            if length is not None:
+                body = await request.content.readexactly(length)
+            else:
+                parts: list[bytes] = []
+                size = 0
+                while chunk := await request.content.readany():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise ClientBodyTooLarge()
+                    parts.append(chunk)
+                body = b"".join(parts)
+        record.client_wait += time.perf_counter() - waited
+        return body
+
+    def _set_trace_context(self, headers: CIMultiDict[str], record: CallRecord) -> None:
+        """Make this call's span a child of the app's traceparent, and its parent upstream."""
+        parent = parse_traceparent(headers.get("traceparent"))
+        if parent is not None:
+            record.trace_id, record.parent_span_id, record.trace_sampled = parent
+        else:
+            record.trace_id = new_trace_id(self._rng)
+        record.span_id = new_span_id(self._rng)
+        if self._propagate:
+            headers["traceparent"] = format_traceparent(
+                record.trace_id, record.span_id, record.trace_sampled
+            )
+
+    def _local_error(
+        self, record: CallRecord, protocol: WireProtocol, status: int, message: str, outcome: str
+    ) -> web.Response:
+        """An error the sidecar answers itself, in the provider's error shape."""
+        record.http_status = status
+        self._finish(record, outcome)
+        return web.Response(
+            status=status, body=protocol.error_body(status, message), content_type=JSON_CONTENT_TYPE
+        )
+
+    def _upstream_failure(
+        self, record: CallRecord, protocol: WireProtocol, waited_since: float, status: int, outcome: str
+    ) -> web.Response:
+        """The upstream could not be reached or did not answer in time: 502 or 504."""
+        record.upstream_wait += time.perf_counter() - waited_since
+        word = "timed out" if status == 504 else "could not be reached"
+        message = f"model-sidecar: upstream {record.upstream!r} {word}"
+        self._finish(record, outcome)
+        return web.Response(
+            status=status, body=protocol.error_body(status, message), content_type=JSON_CONTENT_TYPE
+        )
+
+    def _abort_stream(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        upstream_response: aiohttp.ClientResponse,
+        record: CallRecord,
+        parser: ResponseParser,
+        outcome: str,
+    ) -> web.StreamResponse:
+        """The upstream failed after the response began: the app sees an aborted stream."""
+        upstream_response.close()
+        parser.finish()
+        self._finish(record, outcome)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+
+    def _client_gone(
+        self,
+        response: web.StreamResponse,
+        upstream_response: aiohttp.ClientResponse,
+        record: CallRecord,
+        parser: ResponseParser,
+    ) -> web.StreamResponse:
+        """The app went away: close the upstream connection at once."""
+        upstream_response.close()
+        parser.finish()
+        self._finish(record, outcomes.CLIENT_CANCELLED)
+        return response
+
+    def _finish(self, record: CallRecord, outcome: str, waited_since: float | None = None) -> None:
+        now = time.perf_counter()
+        if waited_since is not None:
+            record.upstream_wait += now - waited_since
+        record.outcome = outcome
+        record.end = now
+        self.pipeline.submit(record)
+
+
+def _origin_path(raw_path: str) -> str:
+    """The path of a request target; an absolute-form target keeps only its path."""
+    if raw_path.startswith("/"):
+        return raw_path
+    scheme_end = raw_path.find("://")
+    if scheme_end < 0:
+        return "/" + raw_path
+    slash = raw_path.find("/", scheme_end + 3)
+    return raw_path[slash:] if slash >= 0 else "/"
+
+
+def _int_header(headers: CIMultiDict[str], name: str) -> int:
+    value = headers.get(name)
+    if value is None:
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0
+
+
+def _is_client_side(exc: BaseException, request: web.BaseRequest) -> bool:
+    """Whether a connection error came from writing to the app rather than reading upstream."""
+    transport = request.transport
+    return transport is None or transport.is_closing()

@@ -1,0 +1,80 @@
+"""Which upstream a request goes to, and with which wire protocol, decided by its path alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sidecar.config import SidecarConfig
+from sidecar.protocols.base import WireProtocol
+from sidecar.protocols.registry import default_protocols, protocol_for_path
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A configured upstream: its name, base URL and the wire protocol it speaks."""
+
+    name: str
+    base_url: str
+    protocol: WireProtocol
+    path_prefix: str
+    host: str
+    port: int
+
+    def url_for(self, path: str, query: str) -> str:
+        """The upstream URL for an already-encoded path and query."""
+        return f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one request goes: the upstream, the protocol that parses it, the path to send."""
+
+    upstream: Upstream
+    protocol: WireProtocol
+    path: str
+
+
+def build_upstreams(config: SidecarConfig) -> dict[str, Upstream]:
+    """One Upstream per configured upstream."""
+    protocols = default_protocols()
+    result = {}
+    for name, item in config.upstreams.items():
+        parts = urlsplit(item.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        result[name] = Upstream(
+            name=name,
+            base_url=item.url,
+            protocol=protocols[item.protocol],
+            path_prefix=item.path_prefix,
+            host=parts.hostname or "",
+            port=port,
+        )
+    return result
+
+
+class Router:
+    """Maps a request path to a Route: prefixed upstreams first, then the standard paths."""
+
+    def __init__(self, config: SidecarConfig, upstreams: dict[str, Upstream]) -> None:
+        self._prefixed = sorted(
+            (u for u in upstreams.values() if u.path_prefix),
+            key=lambda u: len(u.path_prefix),
+            reverse=True,
+        )
+        self._by_protocol = {
+            name: upstreams[config.protocol_upstream(name)] for name in default_protocols()
+        }
+        self._default = upstreams[config.default_upstream]
+
+    def route(self, path: str) -> Route:
+        """The route for a request path (percent-encoded, without the query)."""
+        for upstream in self._prefixed:
+            prefix = upstream.path_prefix
+            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                rest = path[len(prefix) :] or "/"
+                return Route(upstream, upstream.protocol, rest)
+        protocol = protocol_for_path(path)
+        if protocol is not None:
+            return Route(self._by_protocol[protocol.name], protocol, path)
+        return Route(self._default, self._default.protocol, path)

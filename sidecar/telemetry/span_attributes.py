@@ -1,0 +1,228 @@
+"""A call's span name and attributes, after the OpenTelemetry GenAI semantic conventions v1.41.0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from opentelemetry.util.types import AttributeValue
+
+from sidecar.record import OK, CallRecord
+
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+
+
+def span_name(record: CallRecord) -> str:
+    """`{gen_ai.operation.name} {gen_ai.request.model}`, or just the operation without a model."""
+    model = record.request.request_model
+    operation = record.request.operation
+    return f"{operation} {model}" if model else operation
+
+
+def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
+    """The semconv and `model_sidecar.*` attributes of a call; unknown values are left out."""
+    request = record.request
+    pairs: tuple[tuple[str, AttributeValue | None], ...] = (
+        ("gen_ai.operation.name", request.operation),
+        ("gen_ai.provider.name", record.provider_name),
+        ("gen_ai.request.model", request.request_model),
+        ("gen_ai.request.temperature", request.temperature),
+        ("gen_ai.request.max_tokens", request.max_tokens),
+        ("gen_ai.request.top_p", request.top_p),
+        ("gen_ai.request.seed", request.seed),
+        ("gen_ai.request.choice.count", request.choice_count),
+        ("gen_ai.response.model", record.response_model),
+        ("gen_ai.response.id", record.response_id),
+        ("gen_ai.response.finish_reasons", tuple(record.finish_reasons) or None),
+        ("gen_ai.response.time_to_first_chunk", record.time_to_first_chunk),
+        ("gen_ai.usage.input_tokens", record.input_tokens),
+        ("gen_ai.usage.output_tokens", record.output_tokens),
+        ("gen_ai.usage.cache_read.input_tokens", record.cache_read_tokens),
+        ("gen_ai.usage.cache_creation.input_tokens", record.cache_creation_tokens),
+        ("gen_ai.usage.reasoning.output_tokens", record.reasoning_tokens),
+        ("error.type", record.error_type or None),
+        ("server.address", record.server_address),
+        ("server.port", record.server_port),
+        ("http.response.status_code", record.http_status),
+        ("model_sidecar.upstream", record.upstream),
+        ("model_sidecar.outcome", record.outcome),
+        ("model_sidecar.cost_usd", record.cost_usd),
+        ("model_sidecar.confidence", record.confidence),
+        ("model_sidecar.client_retry_count", record.client_retry_count),
+        ("model_sidecar.sidecar_retries", record.sidecar_retries),
+        ("model_sidecar.experiment", record.experiment or None),
+        ("model_sidecar.variant", record.variant or None),
+        ("model_sidecar.overhead_seconds", record.overhead),
+    )
+    return {key: value for key, value in pairs if value is not None}
+
+
+def is_error(record: CallRecord) -> bool:
+    """True when the call did not end well (its span gets status ERROR)."""
+    return record.outcome != OK
+
+
+def content_attributes(record: CallRecord, max_chars: int) -> dict[str, AttributeValue]:
+    """Opt-in message content as semconv JSON strings, each with at most `max_chars` of content."""
+    attributes: dict[str, AttributeValue] = {}
+    if max_chars <= 0:
+        return attributes
+    body = record.request.body
+    if isinstance(body, dict):
+        messages = _input_messages(body, _Budget(max_chars))
+        if messages:
+            attributes[INPUT_MESSAGES] = _json(messages)
+        instructions = _system_instructions(body, _Budget(max_chars))
+        if instructions:
+            attributes[SYSTEM_INSTRUCTIONS] = _json(instructions)
+    if record.output_text is not None:
+        output = {
+            "role": "assistant",
+            "parts": [_Budget(max_chars).text_part(record.output_text)],
+            "finish_reason": record.finish_reasons[0] if record.finish_reasons else "",
+        }
+        attributes[OUTPUT_MESSAGES] = _json([output])
+    return attributes
+
+
+class _Budget:
+    """How many characters of content may still go into one attribute."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+
+    @property
+    def spent(self) -> bool:
+        return self.left <= 0
+
+    def text(self, value: str) -> str:
+        cut = value[: max(self.left, 0)]
+        self.left -= max(len(value), 1)
+        return cut
+
+    def text_part(self, value: str) -> dict[str, Any]:
+        return {"type": "text", "content": self.text(value)}
+
+    def value(self, value: Any) -> Any:
+        """A JSON value (tool arguments, results): whole if it fits, else cut as a JSON string."""
+        if isinstance(value, str):
+            return self.text(value)
+        encoded = orjson.dumps(value, default=str).decode()
+        if len(encoded) <= self.left:
+            self.left -= max(len(encoded), 1)
+            return value
+        return self.text(encoded)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _input_messages(body: dict[str, Any], budget: _Budget) -> list[dict[str, Any]]:
+    """Chat history from an OpenAI, Anthropic or Gemini request body, in the semconv shape."""
+    if "messages" in body:
+        items = body["messages"]
+    elif "contents" in body:
+        items = body["contents"]
+    elif "input" in body:
+        items = body["input"]
+    elif "prompt" in body:
+        items = body["prompt"]
+    else:
+        return []
+    if isinstance(items, str):
+        return [{"role": "user", "parts": [budget.text_part(items)]}]
+    if not isinstance(items, list):
+        return []
+    messages = []
+    for item in items:
+        if budget.spent:
+            break
+        if isinstance(item, dict):
+            messages.append(_message(item, budget))
+        else:
+            # Completions prompts and embeddings inputs: a list of strings (or token ids).
+            messages.append({"role": "user", "parts": [budget.text_part(str(item))]})
+    return messages
+
+
+def _message(item: dict[str, Any], budget: _Budget) -> dict[str, Any]:
+    role = str(item.get("role") or "user")
+    if role == "model":
+        role = "assistant"
+    budget.left -= len(role)
+    if role == "tool" and "tool_call_id" in item:
+        response = budget.value(item.get("content"))
+        part = {"type": "tool_call_response", "id": item["tool_call_id"], "response": response}
+        return {"role": role, "parts": [part]}
+    parts = _parts(item.get("content", item.get("parts")), budget)
+    for call in item.get("tool_calls") or ():
+        if budget.spent or not isinstance(call, dict):
+            break
+        function = call.get("function") or {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "arguments": budget.value(function.get("arguments")),
+            }
+        )
+    return {"role": role, "parts": parts}
+
+
+def _parts(content: Any, budget: _Budget) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [budget.text_part(content)]
+    if not isinstance(content, list):
+        return []
+    parts = []
+    for item in content:
+        if budget.spent:
+            break
+        parts.append(_part(item, budget))
+    return parts
+
+
+def _part(item: Any, budget: _Budget) -> dict[str, Any]:
+    """One content block (OpenAI part, Anthropic block or Gemini part) as a semconv part."""
+    if isinstance(item, str):
+        return budget.text_part(item)
+    if not isinstance(item, dict):
+        return {"type": "unknown"}
+    if isinstance(item.get("text"), str):
+        return budget.text_part(item["text"])
+    kind = item.get("type")
+    if kind == "tool_use":
+        arguments = budget.value(item.get("input"))
+        return {
+            "type": "tool_call",
+            "id": item.get("id"),
+            "name": item.get("name"),
+            "arguments": arguments,
+        }
+    if kind == "tool_result":
+        response = budget.value(item.get("content"))
+        return {"type": "tool_call_response", "id": item.get("tool_use_id"), "response": response}
+    call = item.get("functionCall")
+    if isinstance(call, dict):
+        arguments = budget.value(call.get("args"))
+        return {"type": "tool_call", "name": call.get("name"), "arguments": arguments}
+    result = item.get("functionResponse")
+    if isinstance(result, dict):
+        response = budget.value(result.get("response"))
+        return {"type": "tool_call_response", "name": result.get("name"), "response": response}
+    return {"type": str(kind or "unknown")}
+
+
+def _system_instructions(body: dict[str, Any], budget: _Budget) -> list[dict[str, Any]]:
+    """Instructions given beside the history: Anthropic `system`, Gemini `systemInstruction`,
+    OpenAI Responses `instructions`."""
+    value = body.get("system", body.get("instructions"))
+    if value is None:
+        value = body.get("systemInstruction", body.get("system_instruction"))
+        if isinstance(value, dict):
+            value = value.get("parts")
+    return _parts(value, budget)

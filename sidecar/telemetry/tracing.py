@@ -1,0 +1,429 @@
+"""OpenTelemetry spans: one CLIENT span per finished call, exported over OTLP by a batch processor.
+
+Configured only by the standard `OTEL_*` variables, read from the mapping it is given.
+Spans are built after the call is over, from the recorded times; export runs on the
+SDK's worker thread, so a collector that is down or slow costs spans, never a call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import (
+    SERVICE_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util.re import parse_env_headers
+
+from sidecar.config import TelemetryConfig
+from sidecar.record import CallRecord
+from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.span_attributes import (
+    content_attributes,
+    is_error,
+    span_attributes,
+    span_name,
+)
+
+log = logging.getLogger("sidecar.telemetry.tracing")
+
+SINK_NAME = "tracing"
+DEFAULT_SERVICE_NAME = "model-sidecar"
+DEFAULT_EXPORT_TIMEOUT_MS = 5000  # shorter than the spec's 10 s: a stuck collector costs less
+DEFAULT_CLOSE_TIMEOUT_S = 5.0
+CAPTURE_CONTENT_VALUES = ("true", "span_only", "span_and_event")
+
+
+def build_tracing_sink(
+    telemetry: TelemetryConfig, environ: Mapping[str, str], drops: TelemetryDrops
+) -> TracingSink | None:
+    """A TracingSink when an OTLP endpoint is configured and the SDK is not disabled, else None."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    settings = ExporterSettings.from_environ(environ)
+    if settings is None:
+        return None
+    capture = (
+        environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
+        in CAPTURE_CONTENT_VALUES
+    )
+    processor = CountingBatchSpanProcessor(
+        settings.build_exporter(),
+        on_drop=lambda count: drops.add(SINK_NAME, count),
+        max_queue_size=_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
+        schedule_delay_millis=_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
+        max_export_batch_size=_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+        export_timeout_millis=_int(environ, "OTEL_BSP_EXPORT_TIMEOUT", 30000),
+    )
+    return TracingSink(
+        processor,
+        drops,
+        resource=resource_from_environ(environ),
+        sampler=sampler_from_environ(environ),
+        capture_content=capture and telemetry.capture_content_max_chars > 0,
+        capture_content_max_chars=telemetry.capture_content_max_chars,
+    )
+
+
+class TracingSink:
+    """A pipeline Sink that turns each finished CallRecord into one CLIENT span."""
+
+    name = SINK_NAME
+
+    def __init__(
+        self,
+        processor: CountingBatchSpanProcessor,
+        drops: TelemetryDrops,
+        *,
+        resource: Resource,
+        sampler: Sampler,
+        capture_content: bool = False,
+        capture_content_max_chars: int = 16384,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
+    ) -> None:
+        self.capture_content = capture_content
+        self.capture_content_max_chars = capture_content_max_chars
+        self.close_timeout = close_timeout
+        self._drops = drops
+        self._processor = processor
+        self._ids = RecordIdGenerator()
+        self._provider = TracerProvider(
+            sampler=sampler, resource=resource, id_generator=self._ids, shutdown_on_exit=False
+        )
+        self._provider.add_span_processor(processor)
+        self._tracer = self._provider.get_tracer("model_sidecar")
+        self._closed = False
+
+    def call_started(self, record: CallRecord) -> None:
+        """Nothing to do: the span is built once the call is over."""
+
+    def call_finished(self, record: CallRecord) -> None:
+        """Build, end and queue the call's span with its recorded ids and times (never blocks)."""
+        if self._closed:
+            return
+        attributes = span_attributes(record)
+        if self.capture_content:
+            attributes.update(content_attributes(record, self.capture_content_max_chars))
+        duration_ns = int(record.duration * 1e9)
+        start_ns = record.start_unix_ns or time.time_ns() - duration_ns
+        self._ids.trace_id = record.trace_id
+        self._ids.span_id = record.span_id
+        try:
+            span = self._tracer.start_span(
+                span_name(record),
+                context=_parent_context(record),
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=start_ns,
+            )
+        finally:
+            self._ids.trace_id = self._ids.span_id = None
+        if is_error(record):
+            span.set_status(Status(StatusCode.ERROR, record.error_type))
+        span.end(end_time=start_ns + duration_ns)
+
+    def dropped(self, record: CallRecord) -> None:
+        """A call the pipeline dropped: already counted as a pipeline drop, nothing to do here."""
+
+    def close(self) -> None:
+        """Send what is queued and stop, waiting at most `close_timeout` seconds."""
+        if self._closed:
+            return
+        self._closed = True
+        closer = threading.Thread(
+            target=self._provider.shutdown, name="model-sidecar-tracing-close", daemon=True
+        )
+        closer.start()
+        closer.join(self.close_timeout)
+        if closer.is_alive():
+            log.warning(
+                "the OTLP collector did not take the last spans within %.1f s; giving up",
+                self.close_timeout,
+            )
+            self._processor.exporter.shutdown()
+        self._processor.report_failed()
+
+
+def _parent_context(record: CallRecord) -> Context | None:
+    """The app's span (from its traceparent) as a remote parent, or None for a root span."""
+    if record.trace_id is None or record.parent_span_id is None:
+        return None
+    flags = TraceFlags(TraceFlags.SAMPLED if record.trace_sampled else TraceFlags.DEFAULT)
+    parent = SpanContext(record.trace_id, record.parent_span_id, is_remote=True, trace_flags=flags)
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+class RecordIdGenerator(IdGenerator):
+    """Gives the SDK the ids the proxy already chose (and sent upstream); random ones otherwise.
+
+    The sink sets `trace_id`/`span_id` around each start_span, always from the same thread.
+    """
+
+    def __init__(self) -> None:
+        self.trace_id: int | None = None
+        self.span_id: int | None = None
+        self._random = RandomIdGenerator()
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id or self._random.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        return self.span_id or self._random.generate_span_id()
+
+
+class CountingExporter(SpanExporter):
+    """Wraps the OTLP exporter; counts spans that left the batch queue and spans that failed."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        # Both are written by one exporting thread at a time (the SDK holds a lock).
+        self.taken = 0
+        self.failed = 0
+        self._shutdown = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.taken += len(spans)
+        result = self.exporter.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        if not self._shutdown:
+            self._shutdown = True
+            self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor that counts every span it loses: queue full or export failed.
+
+    The SDK drops silently; this one refuses a span itself once `max_queue_size` spans
+    wait for export, so the SDK's own queue never overflows and every drop is counted.
+    Failed exports are counted on the exporting thread and reported by `report_failed`
+    on the calling thread, so `on_drop` is only ever called from the thread ending spans.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        on_drop: Callable[[int], None],
+        max_queue_size: int = 2048,
+        schedule_delay_millis: float = 5000,
+        max_export_batch_size: int = 512,
+        export_timeout_millis: float = 30000,
+    ) -> None:
+        self.exporter = CountingExporter(exporter)
+        max_export_batch_size = min(max_export_batch_size, max_queue_size)
+        super().__init__(
+            self.exporter,
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_millis,
+            max_export_batch_size=max_export_batch_size,
+            export_timeout_millis=export_timeout_millis,
+        )
+        self.max_queue_size = max_queue_size
+        self.accepted = 0
+        self._on_drop = on_drop
+        self._failed_reported = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.report_failed()
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        if self.accepted - self.exporter.taken >= self.max_queue_size:
+            self._on_drop(1)
+            return
+        self.accepted += 1
+        super().on_end(span)
+
+    def report_failed(self) -> None:
+        """Pass on the count of spans whose export failed since the last report."""
+        failed = self.exporter.failed
+        if failed != self._failed_reported:
+            self._on_drop(failed - self._failed_reported)
+            self._failed_reported = failed
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    """Where and how to send spans, from the OTEL_EXPORTER_OTLP_* variables."""
+
+    protocol: str
+    endpoint: str
+    headers: dict[str, str]
+    timeout: float  # seconds
+    gzip: bool
+    insecure: bool
+    certificate: str | None
+    client_key: str | None
+    client_certificate: str | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ExporterSettings | None:
+        """The settings, or None when no OTLP endpoint is configured."""
+
+        def setting(name: str) -> str | None:
+            value = environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or environ.get(
+                f"OTEL_EXPORTER_OTLP_{name}"
+            )
+            return value.strip() if value else None
+
+        protocol = (setting("PROTOCOL") or "http/protobuf").lower()
+        if protocol not in ("grpc", "http/protobuf"):
+            log.warning("OTLP protocol %r is not supported; using http/protobuf", protocol)
+            protocol = "http/protobuf"
+        signal_endpoint = (environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+        base_endpoint = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
+        if signal_endpoint:
+            endpoint = signal_endpoint
+        elif base_endpoint:
+            endpoint = base_endpoint
+            if protocol == "http/protobuf":
+                endpoint = endpoint.rstrip("/") + "/v1/traces"
+        else:
+            return None
+        scheme = urlsplit(endpoint).scheme
+        if scheme in ("http", "https"):
+            insecure = scheme == "http"
+        else:
+            insecure = (setting("INSECURE") or "").lower() == "true"
+        timeout_ms = _float(
+            setting("TIMEOUT"), DEFAULT_EXPORT_TIMEOUT_MS, "OTEL_EXPORTER_OTLP_TIMEOUT"
+        )
+        return cls(
+            protocol=protocol,
+            endpoint=endpoint,
+            headers=dict(parse_env_headers(setting("HEADERS") or "", liberal=True)),
+            timeout=max(timeout_ms, 1.0) / 1000,
+            gzip=(setting("COMPRESSION") or "").lower() == "gzip",
+            insecure=insecure,
+            certificate=setting("CERTIFICATE"),
+            client_key=setting("CLIENT_KEY"),
+            client_certificate=setting("CLIENT_CERTIFICATE"),
+        )
+
+    def build_exporter(self) -> SpanExporter:
+        """The SDK's OTLP exporter for this protocol, with every setting passed explicitly."""
+        if self.protocol == "grpc":
+            return self._grpc_exporter()
+        return self._http_exporter()
+
+    def _grpc_exporter(self) -> SpanExporter:
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        credentials = None
+        if not self.insecure:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(self.certificate),
+                private_key=_read(self.client_key),
+                certificate_chain=_read(self.client_certificate),
+            )
+        return OTLPSpanExporter(
+            endpoint=self.endpoint,
+            insecure=self.insecure,
+            credentials=credentials,
+            headers=self.headers,
+            timeout=self.timeout,
+            compression=grpc.Compression.Gzip if self.gzip else grpc.Compression.NoCompression,
+        )
+
+    def _http_exporter(self) -> SpanExporter:
+        from opentelemetry.exporter.otlp.proto.http import Compression
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(
+            endpoint=self.endpoint,
+            certificate_file=self.certificate,
+            client_key_file=self.client_key,
+            client_certificate_file=self.client_certificate,
+            headers=self.headers,
+            timeout=self.timeout,
+            compression=Compression.Gzip if self.gzip else Compression.NoCompression,
+        )
+
+
+def resource_from_environ(environ: Mapping[str, str]) -> Resource:
+    """SDK attributes, OTEL_RESOURCE_ATTRIBUTES and the service name (OTEL_SERVICE_NAME wins)."""
+    attributes: dict[str, str] = {
+        TELEMETRY_SDK_LANGUAGE: "python",
+        TELEMETRY_SDK_NAME: "opentelemetry",
+        TELEMETRY_SDK_VERSION: sdk_version,
+        SERVICE_NAME: DEFAULT_SERVICE_NAME,
+    }
+    for item in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = unquote(value.strip())
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        attributes[SERVICE_NAME] = service
+    return Resource(attributes)
+
+
+def sampler_from_environ(environ: Mapping[str, str]) -> Sampler:
+    """The sampler OTEL_TRACES_SAMPLER(_ARG) names; parent-based always-on by default."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    ratio = min(
+        max(_float(environ.get("OTEL_TRACES_SAMPLER_ARG"), 1.0, "OTEL_TRACES_SAMPLER_ARG"), 0.0),
+        1.0,
+    )
+    roots: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(ratio),
+    }
+    parent_based = name.startswith("parentbased_")
+    root = roots.get(name.removeprefix("parentbased_"))
+    if root is None:
+        log.warning("unknown OTEL_TRACES_SAMPLER %r; using parentbased_always_on", name)
+        return ParentBased(ALWAYS_ON)
+    return ParentBased(root) if parent_based else root
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    return max(int(_float(environ.get(name), default, name)), 1)
+
+
+def _float(value: str | None, default: float, name: str) -> float:
+    if value is None or not value.strip():
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("%s=%r is not a number; using %s", name, value, default)
+        return default
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as file:
+        return file.read()

@@ -1,0 +1,124 @@
+"""Shared fixtures: a running simulated provider and sidecars pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sidecar.config import SidecarConfig
+from sidecar.pipeline import Sink
+from sidecar.record import CallRecord
+from sidecar.server import Sidecar
+from sidecar.simulate.server import Simulator
+
+API_KEY = "sk-test-SECRET-0123456789abcdef"
+
+
+class RecordingSink:
+    """A sink that keeps every finished CallRecord, for assertions."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+        self.started: list[CallRecord] = []
+        self._arrived = asyncio.Event()
+
+    def call_started(self, record: CallRecord) -> None:
+        self.started.append(record)
+
+    def call_finished(self, record: CallRecord) -> None:
+        self.records.append(record)
+        self._arrived.set()
+
+    def dropped(self, record: CallRecord) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[CallRecord]:
+        """Wait until at least `count` records arrived; return them all."""
+        async with asyncio.timeout(timeout):
+            while len(self.records) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.records
+
+
+class RunningSimulator:
+    """A Simulator served on a loopback port."""
+
+    def __init__(self, sim: Simulator, runner: web.AppRunner) -> None:
+        self.sim = sim
+        self.runner = runner
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    """The simulated provider on 127.0.0.1 with its default model profiles."""
+    sim = Simulator()
+    runner = web.AppRunner(sim.build_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield RunningSimulator(sim, runner)
+    await runner.cleanup()
+
+
+def sidecar_config(upstream_url: str, overrides: dict[str, Any] | None = None) -> SidecarConfig:
+    """A config with listeners on free loopback ports and every upstream at `upstream_url`."""
+    data: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "admin_listen": "127.0.0.1:0",
+        "upstreams": {name: {"url": upstream_url} for name in ("openai", "anthropic", "gemini")},
+    }
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return SidecarConfig.model_validate(data)
+
+
+SidecarFactory = Callable[..., Awaitable[Sidecar]]
+
+
+@pytest.fixture
+def records() -> RecordingSink:
+    """Collects the CallRecords of sidecars made by `sidecar_factory`."""
+    return RecordingSink()
+
+
+@pytest.fixture
+async def sidecar_factory(
+    simulator: RunningSimulator, records: RecordingSink
+) -> AsyncIterator[SidecarFactory]:
+    """Makes started sidecars pointed at the simulator; stops them at teardown."""
+    made: list[Sidecar] = []
+
+    async def make(
+        config_overrides: dict[str, Any] | None = None,
+        environ: dict[str, str] | None = None,
+        extra_sinks: Sequence[Sink] = (),
+    ) -> Sidecar:
+        config = sidecar_config(simulator.url, config_overrides)
+        sidecar = Sidecar(config, extra_sinks=[records, *extra_sinks], environ=environ or {})
+        await sidecar.start()
+        made.append(sidecar)
+        return sidecar
+
+    yield make
+    for sidecar in made:
+        await sidecar.stop()
+
+
+@pytest.fixture
+async def sidecar(sidecar_factory: SidecarFactory) -> Sidecar:
+    """One started sidecar with the default configuration."""
+    return await sidecar_factory()
