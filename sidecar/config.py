@@ -56,7 +56,7 @@ class UpstreamConfig(Strict):
     protocol: Literal["openai", "anthropic", "gemini"] = "openai"
     path_prefix: str = Field(
         default="",
-        description="Requests whose path starts with this prefix go to this upstream, prefix removed.",
+        description="Requests under this path prefix go to this upstream, prefix removed.",
     )
 
     @field_validator("url")
@@ -224,7 +224,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: expected a mapping at the top level, got {type(data).__name__}"])
+        raise ConfigError(
+            [f"{path}: expected a mapping at the top level, got {type(data).__name__}"]
+        )
     return data
 
 

@@ -1,4 +1,4 @@
-"""`model-sidecar demo`: simulated providers, the sidecar in front, SDK traffic, a per-model summary."""
+"""`model-sidecar demo`: simulated providers, the sidecar, SDK traffic, a per-model summary."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ async def _openai_traffic(base: str, model: str, deadline: float, rng: random.Ra
         messages: Any = [{"role": "user", "content": prompt}]
         try:
             if rng.random() < 0.5:
-                stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
+                stream = await client.chat.completions.create(
+                    model=model, messages=messages, stream=True
+                )
                 async for _ in stream:
                     pass
             else:
@@ -71,7 +73,9 @@ async def _anthropic_traffic(base: str, model: str, deadline: float, rng: random
         messages: Any = [{"role": "user", "content": rng.choice(PROMPTS)}]
         try:
             if rng.random() < 0.5:
-                async with client.messages.stream(model=model, max_tokens=128, messages=messages) as s:
+                async with client.messages.stream(
+                    model=model, max_tokens=128, messages=messages
+                ) as s:
                     async for _ in s:
                         pass
             else:
@@ -92,7 +96,17 @@ def _print_summary(sink: SummarySink, metrics_url: str) -> None:
     from rich.table import Table
 
     table = Table(title="model-sidecar demo: what the sidecar measured, per model")
-    for column in ("model", "calls", "p50 ms", "p95 ms", "p95 TTFT ms", "in tok", "out tok", "errors", "sidecar p50 µs"):
+    for column in (
+        "model",
+        "calls",
+        "p50 ms",
+        "p95 ms",
+        "p95 TTFT ms",
+        "in tok",
+        "out tok",
+        "errors",
+        "sidecar p50 µs",
+    ):
         table.add_column(column, justify="right" if column != "model" else "left")
     for model, calls in sorted(sink.by_model.items()):
         durations = [c.duration * 1000 for c in calls]
@@ -109,7 +123,7 @@ def _print_summary(sink: SummarySink, metrics_url: str) -> None:
             f"{errors} ({100 * errors / len(calls):.0f}%)",
             f"{statistics.median(c.overhead for c in calls) * 1e6:.0f}",
         )
-    console = Console()
+    console = Console(width=max(120, Console().width))
     console.print(table)
     console.print(f"Prometheus metrics were served at {metrics_url}")
 
@@ -134,15 +148,17 @@ async def run_demo(seconds: float = 20.0) -> int:
     summary = SummarySink()
     sidecar = Sidecar(config, extra_sinks=[summary], environ={})
     await sidecar.start()
-    print(f"demo: simulated providers at {sim_url}; sidecar proxy {sidecar.proxy_url}, "
-          f"metrics {sidecar.admin_url}/metrics; running {seconds:.0f} s of traffic")
+    print(
+        f"demo: simulated providers at {sim_url}; sidecar proxy {sidecar.proxy_url}, "
+        f"metrics {sidecar.admin_url}/metrics; running {seconds:.0f} s of traffic"
+    )
     rng = random.Random(7)
     deadline = time.monotonic() + seconds
     workers = [
         _openai_traffic(sidecar.proxy_url, "gpt-4o-mini", deadline, rng),
         _openai_traffic(sidecar.proxy_url, "gpt-4o-mini", deadline, rng),
-        _openai_traffic(sidecar.proxy_url, "gpt-4.1-flaky", deadline, rng),
-        _anthropic_traffic(sidecar.proxy_url, "claude-sonnet-4-20250514", deadline, rng),
+        _openai_traffic(sidecar.proxy_url, "gpt-4.1-nano", deadline, rng),
+        _anthropic_traffic(sidecar.proxy_url, "claude-sonnet-4", deadline, rng),
     ]
     await asyncio.gather(*workers)
     metrics_url = f"{sidecar.admin_url}/metrics"

@@ -38,7 +38,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
 def upstream_request_headers(
     headers: CIMultiDictProxy[str], accepted_encodings: Iterable[str]
 ) -> CIMultiDict[str]:
-    """The app's headers as sent upstream: no hop-by-hop fields, Accept-Encoding limited to what we decode."""
+    """The app's headers as sent upstream: no hop-by-hop fields, only encodings we can decode."""
     drop = _NOT_FORWARDED_UPSTREAM
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
@@ -47,7 +47,9 @@ def upstream_request_headers(
         if name.lower() not in drop:
             result.add(name, value)
     if "Accept-Encoding" in result:
-        result["Accept-Encoding"] = filter_accept_encoding(result["Accept-Encoding"], accepted_encodings)
+        result["Accept-Encoding"] = filter_accept_encoding(
+            result["Accept-Encoding"], accepted_encodings
+        )
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Mapping
@@ -147,7 +148,9 @@ class Proxy:
         if upstream_response.status >= 400:
             record.outcome = outcomes.UPSTREAM_ERROR
         try:
-            return await self._relay(request, upstream_response, route.upstream, record, stream_filter)
+            return await self._relay(
+                request, upstream_response, route.upstream, record, stream_filter
+            )
         finally:
             upstream_response.release()
 
@@ -176,7 +179,9 @@ class Proxy:
             return await self._relay_small(upstream_response, upstream.protocol, record, parser)
 
         headers = downstream_response_headers(up_headers, keep_length=stream_filter is None)
-        response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
+        response = web.StreamResponse(
+            status=upstream_response.status, reason=upstream_response.reason
+        )
         response.headers.extend(headers)
         waited = time.perf_counter()
         await response.prepare(request)
@@ -201,7 +206,9 @@ class Proxy:
                 if tail:
                     await response.write(tail)
         except TimeoutError:
-            return self._abort_stream(request, response, upstream_response, record, parser, outcomes.TIMEOUT)
+            return self._abort_stream(
+                request, response, upstream_response, record, parser, outcomes.TIMEOUT
+            )
         except aiohttp.ClientPayloadError:
             return self._abort_stream(
                 request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
@@ -216,19 +223,13 @@ class Proxy:
             self._client_gone(response, upstream_response, record, parser)
             raise
         parser.finish()
-        if (
-            record.outcome == outcomes.OK
-            and is_event_stream
-            and not getattr(parser, "complete", True)
-        ):
+        if record.outcome == outcomes.OK and not parser.complete:
             record.outcome = outcomes.STREAM_INTERRUPTED
         # The record is final once the last upstream bytes were forwarded (TOOLING.md:
         # SDKs may close the connection right after the terminal event).
         self._finish(record, record.outcome)
-        try:
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
             await response.write_eof()
-        except (ConnectionError, aiohttp.ClientError):
-            pass
         return response
 
     async def _relay_small(
@@ -310,7 +311,12 @@ class Proxy:
         )
 
     def _upstream_failure(
-        self, record: CallRecord, protocol: WireProtocol, waited_since: float, status: int, outcome: str
+        self,
+        record: CallRecord,
+        protocol: WireProtocol,
+        waited_since: float,
+        status: int,
+        outcome: str,
     ) -> web.Response:
         """The upstream could not be reached or did not answer in time: 502 or 504."""
         record.upstream_wait += time.perf_counter() - waited_since

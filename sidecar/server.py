@@ -170,7 +170,7 @@ class Sidecar:
         return web.json_response(status)
 
     async def stop(self) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace period, flush telemetry."""
+        """Stop accepting, let in-flight calls finish within the grace period, flush telemetry."""
         if self.stopped:
             return
         self.stopped = True

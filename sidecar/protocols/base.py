@@ -31,7 +31,7 @@ class ContentDecoder:
         elif enc == "deflate":
             self._zlib = zlib.decompressobj()
         elif enc == "br":
-            import brotli  # type: ignore[import-not-found]
+            import brotli
 
             self._brotli = brotli.Decompressor()
         self.identity = self._zlib is None and self._brotli is None

@@ -8,19 +8,23 @@ from collections.abc import Iterator
 class SSEDecoder:
     """Splits a byte stream into complete SSE events, holding back a partial one."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_buffer", "_skip_lf")
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._skip_lf = False
 
     def feed(self, data: bytes) -> Iterator[tuple[bytes | None, bytes]]:
         """Yield (event name or None, data) for every event completed by `data`."""
+        if self._skip_lf and data:
+            # The previous piece ended in CR, already taken as a line end: drop its LF.
+            self._skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
-            # A trailing CR may be the first half of a CRLF: keep it for the next piece.
-            held = b"\r" if buffer.endswith(b"\r") else b""
-            body = buffer[: len(buffer) - len(held)]
-            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
+            self._skip_lf = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         start = 0
         while True:
             end = buffer.find(b"\n\n", start)

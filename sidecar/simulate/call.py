@@ -73,7 +73,12 @@ class Call:
     disconnected: bool = False
 
     def __post_init__(self) -> None:
-        self.request_seed = seed_of(self.body, self.divergence)
+        # Ids hash the decoded body less `stream_options`: a proxy that re-encodes the JSON
+        # or adds `include_usage` upstream (and strips the usage chunk) keeps the same ids.
+        payload = self.payload
+        if "stream_options" in payload:
+            payload = {key: value for key, value in payload.items() if key != "stream_options"}
+        self.request_seed = seed_of(orjson.dumps(payload), self.divergence)
 
     def client_left(self) -> None:
         """Note, once, that the client closed its connection before the reply was complete."""
@@ -82,7 +87,7 @@ class Call:
             self.on_disconnect()
 
     def ident(self, length: int = 24) -> str:
-        """A hex id derived from the request body (the same request gets the same id)."""
+        """A hex id derived from the request (the same request gets the same id)."""
         return self.request_seed.hex()[:length]
 
     @property

@@ -18,9 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="where to listen (default 127.0.0.1:8799; port 0 picks a free one)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random faults (default 0)"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random faults (default 0)")
     parser.add_argument(
         "--fastest",
         action="store_true",

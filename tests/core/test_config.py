@@ -91,13 +91,15 @@ def test_every_error_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_default_upstream_and_duplicate_prefix(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "default_upstream: nope\n"
-        "upstreams:\n  a: {url: 'http://a', path_prefix: /x}\n  b: {url: 'http://b', path_prefix: /x}\n",
+    with pytest.raises(ConfigError, match=r"default_upstream 'nope' is not one of the upstreams"):
+        load_config(write(tmp_path, "default_upstream: nope\n"), environ={})
+    duplicate = (
+        "upstreams:\n"
+        "  a: {url: 'http://a', path_prefix: /x}\n"
+        "  b: {url: 'http://b', path_prefix: /x}\n"
     )
-    with pytest.raises(ConfigError, match="claim the same path_prefix|default_upstream"):
-        load_config(path, environ={})
+    with pytest.raises(ConfigError, match=r"'a' and 'b' claim the same path_prefix '/x'"):
+        load_config(write(tmp_path, duplicate), environ={})
 
 
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:

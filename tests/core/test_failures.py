@@ -1,4 +1,4 @@
-"""Upstream and client failures: the right status to the app, the right outcome recorded, still healthy."""
+"""Upstream and client failures: the right status, the right outcome recorded, still healthy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from sidecar.server import Sidecar
-from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SidecarFactory
+from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -23,7 +23,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def post(base: str, path: str, body: object, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+async def post(
+    base: str, path: str, body: object, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     async with aiohttp.ClientSession() as http:
         async with http.post(base + path, json=body, headers=headers or {}) as response:
             return response.status, dict(response.headers), await response.read()
@@ -67,7 +69,7 @@ async def test_upstream_error_status_passes_through(
         CHAT,
         {"x-sim-status": str(status), "x-sim-retry-after": "3"},
     )
-    direct, direct_headers, direct_body = await post(
+    direct, _direct_headers, direct_body = await post(
         simulator.url,
         "/v1/chat/completions",
         CHAT,
@@ -86,9 +88,9 @@ async def test_upstream_error_status_passes_through(
 
 
 async def test_sdk_sees_rate_limit_error_and_retry_count_is_recorded(
-    sidecar: Sidecar, records: RecordingSink
+    sidecar: Sidecar, records: RecordingSink, sdk: SDKClients
 ) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{sidecar.proxy_url}/v1", api_key=API_KEY, max_retries=2)
+    client = sdk.openai(sidecar.proxy_url, max_retries=2)
     with pytest.raises(openai.RateLimitError):
         await client.chat.completions.create(
             **CHAT,  # type: ignore[arg-type]
@@ -115,9 +117,9 @@ async def test_upstream_timeout_before_headers_gives_504(
 
 
 async def test_upstream_dropping_mid_stream_aborts_the_apps_stream(
-    sidecar: Sidecar, records: RecordingSink
+    sidecar: Sidecar, records: RecordingSink, sdk: SDKClients
 ) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{sidecar.proxy_url}/v1", api_key=API_KEY, max_retries=0)
+    client = sdk.openai(sidecar.proxy_url)
     received = 0
     with pytest.raises(openai.APIError):
         stream = await client.chat.completions.create(
@@ -138,15 +140,17 @@ async def test_upstream_stalling_mid_stream_times_out(
     sidecar_factory: SidecarFactory, records: RecordingSink
 ) -> None:
     sidecar = await sidecar_factory({"limits": {"read_timeout_seconds": 0.3}})
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             sidecar.proxy_url + "/v1/chat/completions",
             json={**CHAT, "stream": True},
             headers={"x-sim-chunks": "6", "x-sim-stall-mid-stream-ms": "3000"},
-        ) as response:
-            assert response.status == 200
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await response.read()
+        ) as response,
+    ):
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
     (record,) = await records.wait_for(1)
     assert record.outcome == "timeout"
     await assert_healthy(sidecar)

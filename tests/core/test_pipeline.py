@@ -1,4 +1,4 @@
-"""The pipeline: finished calls reach every sink off the call path; failures and overload stay contained."""
+"""The pipeline: calls reach every sink off the call path; failures and overload stay contained."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Only configured upstreams are contacted; hop-by-hop headers and credentials stay where they belong."""
+"""Only configured upstreams are contacted; hop-by-hop headers and credentials stay put."""
 
 from __future__ import annotations
 
@@ -121,6 +121,9 @@ async def test_credentials_never_reach_logs(
     await records.wait_for(3)
     await asyncio.sleep(0.05)
     formatted = "\n".join(JSONFormatter().format(r) for r in caplog.records)
-    assert '"logger": "sidecar.access"' in formatted.replace('":"', '": "') or "sidecar.access" in formatted
+    assert (
+        '"logger": "sidecar.access"' in formatted.replace('":"', '": "')
+        or "sidecar.access" in formatted
+    )
     assert API_KEY not in formatted
     assert all(API_KEY not in repr(r) for r in records.records)

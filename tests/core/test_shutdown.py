@@ -48,7 +48,11 @@ async def test_sigterm_during_a_stream_lets_it_finish_then_exits_zero(
         async with aiohttp.ClientSession() as http:
             response = await http.post(
                 proxy + "/v1/chat/completions",
-                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+                json={
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "stream": True,
+                },
                 headers={"x-sim-chunks": "20", "x-sim-chunk-interval-ms": "100"},
             )
             first = await response.content.readany()

@@ -5,21 +5,11 @@ from __future__ import annotations
 import time
 
 import aiohttp
-import anthropic
-import openai
 
 from sidecar.server import Sidecar
-from tests.conftest import API_KEY, RecordingSink, RunningSimulator
+from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SDKClients
 
 MESSAGES = [{"role": "user", "content": "Say hello to the sidecar in five words."}]
-
-
-def openai_client(base: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=API_KEY, max_retries=0)
-
-
-def anthropic_client(base: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=base, api_key=API_KEY, max_retries=0)
 
 
 def assert_timings_in_order(record: object) -> None:
@@ -35,13 +25,13 @@ def assert_timings_in_order(record: object) -> None:
 
 
 async def test_openai_chat_non_streaming_is_byte_identical(
-    simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
+    sdk: SDKClients, simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
-    direct = await openai_client(simulator.url).chat.completions.with_raw_response.create(
+    direct = await sdk.openai(simulator.url).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=50
     )
     direct_request = simulator.sim.received[-1]
-    proxied = await openai_client(sidecar.proxy_url).chat.completions.with_raw_response.create(
+    proxied = await sdk.openai(sidecar.proxy_url).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=50
     )
     proxied_request = simulator.sim.received[-1]
@@ -70,10 +60,10 @@ async def test_openai_chat_non_streaming_is_byte_identical(
 
 
 async def test_openai_stream_without_usage_is_byte_identical_with_usage_recorded(
-    simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
+    sdk: SDKClients, simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
     async def stream_bytes(base: str) -> bytes:
-        client = openai_client(base)
+        client = sdk.openai(base)
         async with client.chat.completions.with_streaming_response.create(
             model="gpt-4o-mini", messages=MESSAGES, stream=True
         ) as response:
@@ -98,10 +88,10 @@ async def test_openai_stream_without_usage_is_byte_identical_with_usage_recorded
 
 
 async def test_openai_stream_with_usage_passes_usage_through(
-    simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
+    sdk: SDKClients, simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
-    direct = openai_client(simulator.url)
-    proxied = openai_client(sidecar.proxy_url)
+    direct = sdk.openai(simulator.url)
+    proxied = sdk.openai(sidecar.proxy_url)
     kwargs = dict(
         model="gpt-4o-mini",
         messages=MESSAGES,
@@ -119,16 +109,16 @@ async def test_openai_stream_with_usage_passes_usage_through(
 
 
 async def test_anthropic_messages_stream_and_not(
-    simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
+    sdk: SDKClients, simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
     kwargs = dict(model="claude-sonnet-4-20250514", max_tokens=64, messages=MESSAGES)
-    direct = await anthropic_client(simulator.url).messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
-    proxied = await anthropic_client(sidecar.proxy_url).messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
+    direct = await sdk.anthropic(simulator.url).messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
+    proxied = await sdk.anthropic(sidecar.proxy_url).messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
     assert proxied.http_response.content == direct.http_response.content
     message = await direct.parse()
 
     async def stream_events(base: str) -> list[dict[str, object]]:
-        client = anthropic_client(base)
+        client = sdk.anthropic(base)
         async with client.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
             return [event.model_dump() async for event in stream]
 
@@ -188,16 +178,20 @@ async def test_gemini_generate_and_stream_over_raw_http(
 
 
 async def test_first_chunk_arrives_long_before_the_last(
-    simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
+    sdk: SDKClients, simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
-    client = openai_client(sidecar.proxy_url)
+    client = sdk.openai(sidecar.proxy_url)
     started = time.perf_counter()
     arrivals: list[float] = []
     stream = await client.chat.completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,
         stream=True,
-        extra_headers={"x-sim-chunks": "10", "x-sim-chunk-interval-ms": "100", "x-sim-ttft-ms": "0"},
+        extra_headers={
+            "x-sim-chunks": "10",
+            "x-sim-chunk-interval-ms": "100",
+            "x-sim-ttft-ms": "0",
+        },
     )
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -216,27 +210,31 @@ async def test_request_body_bytes_reach_upstream_unchanged(
     simulator: RunningSimulator, sidecar: Sidecar
 ) -> None:
     raw = b'{ "model" : "gpt-4o-mini",\n  "messages": [{"role":"user","content":"caf\\u00e9"}] }'
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             sidecar.proxy_url + "/v1/chat/completions",
             data=raw,
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
-        ) as response:
-            assert response.status == 200
+        ) as response,
+    ):
+        assert response.status == 200
     assert simulator.sim.received[-1].body == raw
 
 
 async def test_gzip_response_is_forwarded_compressed_and_usage_read(
     simulator: RunningSimulator, sidecar: Sidecar, records: RecordingSink
 ) -> None:
-    async with aiohttp.ClientSession(auto_decompress=False) as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as http,
+        http.post(
             sidecar.proxy_url + "/v1/chat/completions",
             json={"model": "gpt-4o-mini", "messages": MESSAGES},
             headers={"Accept-Encoding": "gzip", "x-sim-gzip": "1"},
-        ) as response:
-            assert response.headers.get("Content-Encoding") == "gzip"
-            compressed = await response.read()
+        ) as response,
+    ):
+        assert response.headers.get("Content-Encoding") == "gzip"
+        compressed = await response.read()
     import gzip
     import json
 

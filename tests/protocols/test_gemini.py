@@ -104,12 +104,42 @@ def test_claims(path: str, claimed: bool) -> None:
     [
         ("POST", GENERATE_PATH, "generate_content", "gemini-2.5-flash", False),
         ("POST", STREAM_PATH, "generate_content", "gemini-2.5-flash", True),
-        ("POST", "/v1/models/gemini-2.5-pro:generateContent", "generate_content", "gemini-2.5-pro", False),  # noqa: E501
-        ("POST", "/v1beta/models/gemini-2.5-flash%3AstreamGenerateContent", "generate_content", "gemini-2.5-flash", True),  # noqa: E501
-        ("POST", "/v1beta/models/text-embedding-004:embedContent", "embeddings", "text-embedding-004", False),  # noqa: E501
-        ("POST", "/v1beta/models/gemini-embedding-001:batchEmbedContents", "embeddings", "gemini-embedding-001", False),  # noqa: E501
+        (
+            "POST",
+            "/v1/models/gemini-2.5-pro:generateContent",
+            "generate_content",
+            "gemini-2.5-pro",
+            False,
+        ),
+        (
+            "POST",
+            "/v1beta/models/gemini-2.5-flash%3AstreamGenerateContent",
+            "generate_content",
+            "gemini-2.5-flash",
+            True,
+        ),
+        (
+            "POST",
+            "/v1beta/models/text-embedding-004:embedContent",
+            "embeddings",
+            "text-embedding-004",
+            False,
+        ),
+        (
+            "POST",
+            "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+            "embeddings",
+            "gemini-embedding-001",
+            False,
+        ),
         ("POST", "/v1beta/models/gemini-2.5-flash:countTokens", "other", "gemini-2.5-flash", False),
-        ("POST", "/v1beta/tunedModels/sky-tuner-42:generateContent", "generate_content", "tunedModels/sky-tuner-42", False),  # noqa: E501
+        (
+            "POST",
+            "/v1beta/tunedModels/sky-tuner-42:generateContent",
+            "generate_content",
+            "tunedModels/sky-tuner-42",
+            False,
+        ),
         ("GET", GENERATE_PATH, "other", "gemini-2.5-flash", False),
         ("GET", "/v1beta/models", "other", None, False),
         ("GET", "/v1beta/models/gemini-2.5-flash", "other", None, False),

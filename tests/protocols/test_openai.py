@@ -476,8 +476,9 @@ def test_non_json_body_is_ignored() -> None:
         ),
         (
             429,
-            b'{\n  "error": {\n    "message": "You exceeded your current quota.",\n    "type": '
-            b'"insufficient_quota",\n    "param": null,\n    "code": "insufficient_quota"\n  }\n}\n',
+            b'{\n  "error": {\n    "message": "You exceeded your current quota.",\n'
+            b'    "type": "insufficient_quota",\n    "param": null,\n'
+            b'    "code": "insufficient_quota"\n  }\n}\n',
             "insufficient_quota",
         ),
         (

@@ -32,7 +32,8 @@ def filtered(stream: bytes, piece_size: int) -> bytes:
 
 
 def test_inject_appends_before_final_brace() -> None:
-    raw = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "}"}], "stream": true}\n'
+    raw = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "}"}], '
+    raw += b'"stream": true}\n'
     body = orjson.loads(raw)
     injected = inject(body, raw)
     assert injected == raw[:-2] + b',"stream_options":{"include_usage":true}}\n'
@@ -61,7 +62,15 @@ def test_inject_text_completion_stream() -> None:
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        ({"model": "m", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}, CHAT),  # noqa: E501
+        (
+            {
+                "model": "m",
+                "messages": MESSAGES,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+            CHAT,
+        ),
         ({"model": "m", "messages": MESSAGES}, CHAT),
         ({"model": "m", "messages": MESSAGES, "stream": "true"}, CHAT),
         ({"model": "m", "input": "Hi", "stream": True}, "/v1/responses"),
@@ -116,13 +125,13 @@ def test_parser_sees_usage_while_app_does_not() -> None:
 
 def test_spaced_usage_fields_are_removed() -> None:
     upstream = (
-        b'data: {"usage": null, "id": "c1", "choices": [{"index": 0, "delta": {"content": "A"}}]}\n\n'
+        b'data: {"usage": null, "id": "c1", "choices": [{"delta": {"content": "A"}}]}\n\n'
         b'data: {"id": "c1", "choices": [{"index": 0, "delta": {}}], "usage" : null}\n\n'
-        b'data: {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\n\n'
+        b'data: {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3}}\n\n'
         b"data: [DONE]\n\n"
     )
     assert filtered(upstream, 4) == (
-        b'data: {"id": "c1", "choices": [{"index": 0, "delta": {"content": "A"}}]}\n\n'
+        b'data: {"id": "c1", "choices": [{"delta": {"content": "A"}}]}\n\n'
         b'data: {"id": "c1", "choices": [{"index": 0, "delta": {}}]}\n\n'
         b"data: [DONE]\n\n"
     )

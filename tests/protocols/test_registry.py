@@ -33,7 +33,8 @@ def test_standard_paths(path: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/v1/models", "/v1/models/gpt-4o", "/v1/files", "/healthz", "/v2/chat/completions"]
+    "path",
+    ["/", "/v1/models", "/v1/models/gpt-4o", "/v1/files", "/healthz", "/v2/chat/completions"],
 )
 def test_unclaimed_paths(path: str) -> None:
     assert protocol_for_path(path) is None

@@ -59,7 +59,7 @@ def test_crlf_split_between_cr_and_lf() -> None:
 
 def test_partial_event_is_held_until_its_blank_line() -> None:
     decoder = SSEDecoder()
-    assert list(decoder.feed(b"data: {\"a\":")) == []
+    assert list(decoder.feed(b'data: {"a":')) == []
     assert list(decoder.feed(b"1}\n")) == []
     assert list(decoder.feed(b"\n")) == [(None, b'{"a":1}')]
 

@@ -68,6 +68,23 @@ async def test_same_request_gets_the_same_bytes(
     assert third[2] == first[2]
 
 
+async def test_asking_for_stream_usage_changes_nothing_but_the_usage(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    # A proxy may add include_usage upstream and strip the usage chunk: ids and text must match.
+    target = sim.openai_base_url + "/chat/completions"
+    plain = (await raw(http, target, {**CHAT, "stream": True}, **NO_DELAY))[2]
+    with_usage = (await raw(http, target, STREAM_CHAT, **NO_DELAY))[2]
+    stripped = [
+        {k: v for k, v in orjson.loads(data).items() if k != "usage"}
+        for _, data in SSEDecoder().feed(with_usage)
+        if data != b"[DONE]"
+    ]
+    assert stripped[:-1] == [
+        orjson.loads(data) for _, data in SSEDecoder().feed(plain) if data != b"[DONE]"
+    ]
+
+
 async def test_different_requests_get_different_ids_and_text(
     sim: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:

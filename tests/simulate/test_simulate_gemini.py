@@ -1,4 +1,4 @@
-"""Gemini's REST wire format over plain HTTP: whole, SSE, streamed JSON array, tokens, embeddings."""
+"""Gemini's REST wire format over plain HTTP: whole, SSE, JSON-array stream, tokens, embeddings."""
 
 from __future__ import annotations
 

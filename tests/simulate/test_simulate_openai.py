@@ -1,4 +1,4 @@
-"""The official openai SDK accepts every kind of simulated OpenAI reply, with the profile's usage."""
+"""The official openai SDK accepts every kind of simulated OpenAI reply, with the profile usage."""
 
 from __future__ import annotations
 

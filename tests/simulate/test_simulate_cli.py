@@ -1,0 +1,59 @@
+"""`simulate` command: prints its base URLs, serves, and stops cleanly on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from sidecar.simulate.cli import add_arguments, main
+
+RUN = (
+    "import argparse, sys\n"
+    "from sidecar.simulate.cli import add_arguments, main\n"
+    "parser = argparse.ArgumentParser()\n"
+    "add_arguments(parser)\n"
+    "sys.exit(main(parser.parse_args()))\n"
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_simulate_command_serves_until_signalled(signum: int) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RUN,
+        "--listen",
+        "127.0.0.1:0",
+        "--fastest",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        first = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        base_url = first.decode().rsplit(" ", 1)[-1].strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        openai_line = (await process.stdout.readline()).decode()
+        assert openai_line.strip() == f"OPENAI_BASE_URL={base_url}/v1"
+        async with aiohttp.ClientSession() as session:
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+            async with session.post(base_url + "/v1/chat/completions", json=body) as response:
+                assert response.status == 200
+                assert (await response.json())["object"] == "chat.completion"
+        process.send_signal(signum)
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_bad_listen_address_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert main(parser.parse_args(["--listen", "nowhere"])) == 2
+    assert "HOST:PORT" in capsys.readouterr().out
