@@ -122,7 +122,7 @@ class MessagesStreamParser(StreamParser):
     """A Messages stream: every `content_block_delta` is an output chunk.
 
     Decodes only `message_start` (id, model, input usage), `message_delta` (stop reason,
-    final usage) and `error`. Complete once `message_stop` was seen.
+    final usage incl. output) and `error`. Complete once `message_stop` was seen.
     """
 
     def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
@@ -148,7 +148,10 @@ class MessagesStreamParser(StreamParser):
             record = self.record
             record.response_id = as_str(dig(message, "id"))
             record.response_model = as_str(dig(message, "model"))
-            self._add_usage(dig(message, "usage"))
+            usage = dig(message, "usage")
+            if isinstance(usage, dict):
+                # Its output count is a placeholder: only message_delta's is real.
+                self._add_usage({**usage, "output_tokens": None})
         elif kind == b"message_delta":
             delta = parse_json_body(data)
             reason = as_str(dig(delta, "delta", "stop_reason"))

@@ -88,6 +88,13 @@ class ResponseParser(ABC):
         """False when the body itself shows it was cut short (a body parser cannot tell)."""
         return True
 
+    def mark_chunk(self, now: float) -> None:
+        """Record that an output chunk arrived at `now`."""
+        record = self.record
+        if record.first_chunk is None:
+            record.first_chunk = now
+        record.chunk_times.append(now)
+
 
 class StreamParser(ResponseParser):
     """Splits a text/event-stream into events and hands each to `on_event`."""
@@ -108,13 +115,6 @@ class StreamParser(ResponseParser):
     def complete(self) -> bool:
         """True once the protocol's terminal event was seen; a stream without it was cut short."""
         return False
-
-    def mark_chunk(self, now: float) -> None:
-        """Record that an output chunk arrived at `now`."""
-        record = self.record
-        if record.first_chunk is None:
-            record.first_chunk = now
-        record.chunk_times.append(now)
 
     def finish(self) -> None:
         return None

@@ -39,8 +39,9 @@ _OUTPUT = re.compile(
 # Events worth decoding after the first: a finish reason, a blocked prompt, an error.
 _FACTS = re.compile(rb'"(?:finishReason|blockReason|error)"\s*:')
 _USAGE = b'"usageMetadata"'
+_ARRAY_SEPARATOR = b"\n,"
 
-# (error.status) of the errors the sidecar itself answers with.
+# error.status of the errors the sidecar itself answers with.
 _ERROR_STATUSES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -188,9 +189,13 @@ class GenerateContentReader:
                 and not part.get("thought")
             )
 
-    def finished(self, expected_choices: int | None) -> bool:
-        """Whether every expected candidate has a finish reason (or the prompt was blocked)."""
-        return self.blocked or len(self.reasons) >= max(1, expected_choices or 1)
+    @property
+    def finished(self) -> bool:
+        """Whether a candidate finished (or the prompt was blocked): the stream's end.
+
+        Any one finish reason counts, not all `candidateCount` of them: a model that
+        returns fewer candidates must not make a whole answer look cut short."""
+        return self.blocked or len(self.reasons) > 0
 
     def output_text(self) -> str | None:
         """The first candidate's joined text, when content capture is on."""
@@ -199,7 +204,25 @@ class GenerateContentReader:
 
 class GeminiBodyParser(BodyParser):
     """A GenerateContentResponse, an embedding, or the JSON array `streamGenerateContent`
-    returns without `alt=sse`."""
+    returns without `alt=sse` (whose elements with content are output chunks)."""
+
+    def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
+        super().__init__(record, content_encoding)
+        # The array element being received, while streaming; Google separates elements
+        # with "\n,\r\n", and a pretty-printed line never starts with a comma otherwise.
+        self._element: bytes | None = b"" if record.request.stream else None
+
+    def feed_decoded(self, data: bytes, now: float) -> None:
+        super().feed_decoded(data, now)
+        if self._element is None:
+            return
+        *elements, self._element = (self._element + data).split(_ARRAY_SEPARATOR)
+        if self._element.rstrip().endswith(b"]"):
+            elements.append(self._element)
+            self._element = b""
+        for element in elements:
+            if _OUTPUT.search(element) is not None:
+                self.mark_chunk(now)
 
     def on_json(self, body: Any) -> None:
         reader = GenerateContentReader(self.record)
@@ -212,8 +235,8 @@ class GeminiStreamParser(StreamParser):
     """A `streamGenerateContent?alt=sse` stream; every event with content is an output chunk.
 
     Decodes the first event (id, model), events with a finish reason, block reason or
-    error, and at the end the last event with usage. Complete once every expected
-    candidate has a finish reason.
+    error, and at the end the last event with usage. Complete once a finish reason (or a
+    prompt block reason) was seen.
     """
 
     def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
@@ -224,7 +247,7 @@ class GeminiStreamParser(StreamParser):
 
     @property
     def complete(self) -> bool:
-        return self._reader.finished(self.record.request.choice_count)
+        return self._reader.finished
 
     def on_event(self, event: bytes | None, data: bytes, now: float) -> None:
         if _OUTPUT.search(data) is not None:

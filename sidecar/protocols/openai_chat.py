@@ -63,11 +63,12 @@ def openai_error_type(body: Any) -> str | None:
 
 
 def apply_chat_usage(record: CallRecord, usage: Any) -> None:
-    """Write a chat/completions/embeddings `usage` object into the record."""
+    """Write a chat/completions/embeddings `usage` object (embeddings have no output)."""
     if not isinstance(usage, dict):
         return
     record.input_tokens = as_int(usage.get("prompt_tokens"))
-    record.output_tokens = as_int(usage.get("completion_tokens"))
+    if record.request.operation != "embeddings":
+        record.output_tokens = as_int(usage.get("completion_tokens"))
     record.cache_read_tokens = as_int(dig(usage, "prompt_tokens_details", "cached_tokens"))
     record.reasoning_tokens = as_int(dig(usage, "completion_tokens_details", "reasoning_tokens"))
 

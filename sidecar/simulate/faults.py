@@ -34,10 +34,12 @@ class Fault:
         """Raise ValueError when a field is out of range."""
         if not isinstance(self.count, int) or self.count < 1:
             raise ValueError("count must be a positive integer")
-        if self.status is not None and not 400 <= int(self.status) <= 599:
+        status = self.status
+        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
             raise ValueError("status must be an HTTP error status (400-599)")
-        if self.drop_after_chunks is not None and self.drop_after_chunks < 0:
-            raise ValueError("drop_after_chunks must be >= 0")
+        drop = self.drop_after_chunks
+        if drop is not None and not (isinstance(drop, int) and drop >= 0):
+            raise ValueError("drop_after_chunks must be an integer >= 0")
         if self.stall_before_headers_s < 0 or self.stall_mid_stream_s < 0:
             raise ValueError("stalls must be >= 0 seconds")
 
@@ -77,7 +79,13 @@ class FaultQueue:
 
 @dataclass(slots=True)
 class Controls:
-    """What one call is asked to do by `x-sim-*` request headers (None = not asked)."""
+    """What one call is asked to do by `x-sim-*` request headers (None = not asked).
+
+    x-sim-chunks (output chunks), x-sim-chunk-interval-ms, x-sim-ttft-ms, x-sim-status
+    (an error status), x-sim-retry-after, x-sim-stall-before-headers-ms,
+    x-sim-stall-mid-stream-ms (after the first output chunk), x-sim-drop-after-chunks,
+    x-sim-gzip (when the client accepts gzip).
+    """
 
     chunks: int | None = None
     chunk_interval_s: float | None = None
@@ -96,7 +104,7 @@ class Controls:
             chunks=_int(headers.get("x-sim-chunks")),
             chunk_interval_s=_ms(headers.get("x-sim-chunk-interval-ms")),
             ttft_s=_ms(headers.get("x-sim-ttft-ms")),
-            status=_int(headers.get("x-sim-status")),
+            status=_error_status(headers.get("x-sim-status")),
             retry_after=headers.get("x-sim-retry-after"),
             stall_before_headers_s=_ms(headers.get("x-sim-stall-before-headers-ms")) or 0.0,
             stall_mid_stream_s=_ms(headers.get("x-sim-stall-mid-stream-ms")) or 0.0,
@@ -124,6 +132,11 @@ def _int(value: str | None) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _error_status(value: str | None) -> int | None:
+    status = _int(value)
+    return status if status is not None and 400 <= status <= 599 else None
 
 
 def _ms(value: str | None) -> float | None:

@@ -242,7 +242,7 @@ def test_overloaded_error_event_mid_stream() -> None:
     assert not parser.complete
     assert record.finish_reasons == []
     assert record.input_tokens == 2620  # message_start did report the input
-    assert record.output_tokens == 2
+    assert record.output_tokens is None  # its output count is a placeholder
 
 
 def test_stream_without_message_stop_is_not_complete() -> None:

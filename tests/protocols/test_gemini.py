@@ -237,7 +237,7 @@ def test_cut_stream_is_not_complete_and_has_no_output_count() -> None:
     assert record.output_tokens is None
 
 
-def test_every_candidate_must_finish() -> None:
+def test_several_candidates() -> None:
     both = b'{"candidates": [' + candidate(b'{"text": "A"}') + b","
     both += candidate(b'{"text": "B"}', index=1) + b"]," + _TAIL
     first_done = b'{"candidates": [' + candidate(b'{"text": "!"}', b'"finishReason": "STOP",')
@@ -248,15 +248,18 @@ def test_every_candidate_must_finish() -> None:
     body = {**REQUEST, "generationConfig": {"candidateCount": 2}}
 
     record = new_record(GEMINI, STREAM_PATH, body, capture=True)
-    parser = parse(GEMINI, record, SSE, data(both) + data(first_done))
-    assert record.finish_reasons == ["STOP"]
-    assert not parser.complete
-
-    record = new_record(GEMINI, STREAM_PATH, body, capture=True)
-    parser = parse(GEMINI, record, SSE, data(both) + data(first_done) + data(second_done))
+    parser = parse(GEMINI, record, SSE, data(both) + data(second_done) + data(first_done))
     assert parser.complete
-    assert record.finish_reasons == ["STOP", "MAX_TOKENS"]
-    assert record.output_text == "A!"
+    assert record.finish_reasons == ["STOP", "MAX_TOKENS"]  # by candidate index
+    assert (record.input_tokens, record.output_tokens) == (8, 37)
+    assert len(record.chunk_times) == 3
+    assert record.output_text == "A!"  # the first candidate only
+
+    # One finished candidate marks the end: a model may return fewer than asked for.
+    record = new_record(GEMINI, STREAM_PATH, body)
+    assert parse(GEMINI, record, SSE, data(both) + data(first_done)).complete
+    record = new_record(GEMINI, STREAM_PATH, body)
+    assert not parse(GEMINI, record, SSE, data(both)).complete
 
 
 def test_blocked_prompt_is_a_complete_answer() -> None:
@@ -338,9 +341,35 @@ def test_stream_without_alt_sse_is_a_json_array(way: str) -> None:
     body += b"]"
     record = new_record(GEMINI, STREAM_PATH, REQUEST, capture=True)
     parse(GEMINI, record, JSON, body, way)
+    assert len(record.chunk_times) == 2  # each element with content is an output chunk
     assert record.finish_reasons == ["STOP"]
     assert (record.input_tokens, record.output_tokens, record.reasoning_tokens) == (8, 37, 25)
     assert record.output_text == "The sky is blue."
+
+
+def test_array_elements_mark_chunks_as_they_complete() -> None:
+    items = [
+        _response(b'{"text": "The sky"}', b"", _PROMPT_USAGE),
+        _response(b'{"text": ""}', b"", _PROMPT_USAGE),
+        _response(b'{"text": " is blue."}', b'"finishReason": "STOP",', _FINAL_USAGE),
+    ]
+    record = new_record(GEMINI, STREAM_PATH, REQUEST)
+    parser = GEMINI.response_parser(record, JSON, "")
+    for now, item in enumerate(items, start=1):
+        parser.feed(b"[" if now == 1 else b"\n,\r\n", float(now))
+        parser.feed(orjson.dumps(item, option=orjson.OPT_INDENT_2), float(now))
+    parser.feed(b"]", 9.0)
+    parser.finish()
+    # The first element completes when the separator after it arrives.
+    assert record.chunk_times == [2.0, 9.0]
+    assert record.output_tokens == 37
+
+
+def test_generate_content_body_has_no_chunks() -> None:
+    record = new_record(GEMINI, GENERATE_PATH, REQUEST)
+    parse(GEMINI, record, JSON, GENERATE_BODY, "bytewise")
+    assert record.chunk_times == []
+    assert record.first_chunk is None
 
 
 def test_embeddings_have_no_output_tokens() -> None:

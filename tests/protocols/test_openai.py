@@ -435,6 +435,13 @@ def test_embeddings_body_has_input_tokens_only() -> None:
     assert record.finish_reasons == []
 
 
+def test_embeddings_output_count_is_ignored() -> None:
+    body = b'{"object":"list","data":[],"model":"bge-m3","usage":{"prompt_tokens":3,"completion_tokens":0,"total_tokens":3}}'  # noqa: E501
+    record = new_record(OPENAI, "/v1/embeddings", {"model": "bge-m3", "input": "x"})
+    parse(OPENAI, record, JSON, body)
+    assert (record.input_tokens, record.output_tokens) == (3, None)
+
+
 def test_oversized_embeddings_body_still_reports_usage() -> None:
     vector = [0.0123456789] * 1536
     data = [{"object": "embedding", "index": i, "embedding": vector} for i in range(600)]
