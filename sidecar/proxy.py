@@ -170,6 +170,9 @@ class Proxy:
         )
         length = upstream_response.content_length
         is_event_stream = content_type.startswith("text/event-stream")
+        if not is_event_stream:
+            # Only an event stream carries the usage the sidecar asked for (not an error body).
+            stream_filter = None
         if (
             stream_filter is None
             and length is not None

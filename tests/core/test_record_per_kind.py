@@ -1,4 +1,4 @@
-"""Each kind of call leaves a CallRecord with the provider's exact usage, ordered timings, its outcome."""
+"""Each kind of call leaves a CallRecord with the exact reported usage, ordered timings, outcome."""
 
 from __future__ import annotations
 

@@ -13,12 +13,8 @@ import pytest
 from sidecar.config import TelemetryConfig
 from sidecar.record import CONNECTION_ERROR, UPSTREAM_ERROR, CallRecord, RequestInfo
 from sidecar.telemetry.drops import TelemetryDrops
-from sidecar.telemetry.tracing import (
-    ExporterSettings,
-    TracingSink,
-    build_tracing_sink,
-    sampler_from_environ,
-)
+from sidecar.telemetry.otlp_settings import ExporterSettings, sampler_from_environ
+from sidecar.telemetry.tracing import TracingSink, build_tracing_sink
 from tests.otlp_receiver import (
     SPAN_KIND_CLIENT,
     STATUS_CODE_ERROR,
