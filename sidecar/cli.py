@@ -88,10 +88,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """`model-sidecar demo`: simulated providers, the sidecar and traffic, with a summary."""
-    from sidecar.demo import run_demo
+    """`model-sidecar demo`: simulated providers, the sidecar and traffic, with a live table."""
+    from sidecar.demo import DemoOptions, run_demo
 
-    return run_async(run_demo(seconds=args.seconds))
+    options = DemoOptions(
+        duration=args.duration, rps=args.rps, keep_running=args.keep_running, live=not args.no_live
+    )
+    return run_async(run_demo(options))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`model-sidecar report URL`: the per-model table from a running sidecar's /metrics."""
+    import urllib.request
+
+    from rich.console import Console
+
+    from sidecar.demo import summary_table
+
+    url = args.url if args.url.endswith("/metrics") else args.url.rstrip("/") + "/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError as exc:
+        print(f"model-sidecar: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+    Console(width=max(120, Console().width)).print(summary_table(text, f"Per model, from {url}"))
+    return 0
 
 
 def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -129,8 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     demo = commands.add_parser("demo", help="run the whole product locally with no network")
-    demo.add_argument("--seconds", type=float, default=20.0, help="how long traffic runs")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
+    demo.add_argument("--rps", type=float, default=20.0, help="calls per second (20)")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep serving /metrics after the traffic"
+    )
+    demo.add_argument("--no-live", action="store_true", help="plain output, no live table")
     demo.set_defaults(func=cmd_demo)
+
+    report = commands.add_parser("report", help="per-model table from a sidecar's /metrics")
+    report.add_argument("url", help="admin URL or /metrics URL, e.g. http://127.0.0.1:9788")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

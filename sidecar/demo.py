@@ -1,168 +1,163 @@
-"""`model-sidecar demo`: simulated providers, the sidecar, SDK traffic, a per-model summary."""
+"""`model-sidecar demo`: simulated providers, the sidecar, SDK traffic, a live table from /metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-import statistics
+import signal
+import socket
 import time
-from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-from sidecar.config import SidecarConfig
-from sidecar.record import CallRecord
+from sidecar.config import SidecarConfig, split_host_port
+from sidecar.report import COLUMNS, summarize, table_rows
 from sidecar.server import Sidecar
+from sidecar.traffic import ModelTarget, TrafficGenerator
 
-DEMO_KEY = "sk-demo-not-a-real-key"
-PROMPTS = (
-    "Summarise the incident report in two sentences.",
-    "Classify this ticket: 'my invoice is wrong'.",
-    "Write a haiku about tail latency.",
-    "Translate 'good morning' to French.",
+# Contrasting profiles of the simulated provider (sidecar/simulate/profiles.py).
+DEMO_TARGETS = (
+    ModelTarget("gemini", "gemini-2.0-flash", 3.0),  # fast, cheap flash-class
+    ModelTarget("openai", "gpt-4o-mini", 3.0),  # fast, cheap
+    ModelTarget("anthropic", "claude-sonnet-4", 2.0),  # slower, pricier, steady
+    ModelTarget("openai", "gpt-4.1-nano", 2.0),  # flaky: 429s, errors, unsure answers
+    ModelTarget("openai", "gpt-4o", 2.0),  # not repeatable at temperature 0
 )
+DEFAULT_PROXY = "127.0.0.1:8788"
+DEFAULT_ADMIN = "127.0.0.1:9788"
 
 
-class SummarySink:
-    """Keeps finished calls per model for the closing table."""
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's command-line options."""
 
-    name = "demo_summary"
-
-    def __init__(self) -> None:
-        self.by_model: dict[str, list[CallRecord]] = defaultdict(list)
-
-    def call_started(self, record: CallRecord) -> None:
-        return None
-
-    def call_finished(self, record: CallRecord) -> None:
-        self.by_model[record.request.request_model or "(none)"].append(record)
-
-    def dropped(self, record: CallRecord) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
+    duration: float = 30.0
+    rps: float = 20.0
+    keep_running: bool = False
+    live: bool = True
 
 
-async def _openai_traffic(base: str, model: str, deadline: float, rng: random.Random) -> None:
-    import openai
-
-    client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=DEMO_KEY, max_retries=1)
-    while time.monotonic() < deadline:
-        prompt = rng.choice(PROMPTS)
-        messages: Any = [{"role": "user", "content": prompt}]
+def free_or_fallback(address: str, console: Console) -> str:
+    """`address` when its port is free, else the same host on a free port (and say so)."""
+    host, port = split_host_port(address)
+    with socket.socket() as probe:
         try:
-            if rng.random() < 0.5:
-                stream = await client.chat.completions.create(
-                    model=model, messages=messages, stream=True
-                )
-                async for _ in stream:
-                    pass
-            else:
-                await client.chat.completions.create(model=model, messages=messages, temperature=0)
-        except openai.APIError:
+            probe.bind((host, port))
+            return address
+        except OSError:
             pass
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        chosen = f"{host}:{probe.getsockname()[1]}"
+    console.print(f"[yellow]{address} is busy: using {chosen} instead[/yellow]")
+    return chosen
 
 
-async def _anthropic_traffic(base: str, model: str, deadline: float, rng: random.Random) -> None:
-    import anthropic
-
-    client = anthropic.AsyncAnthropic(base_url=base, api_key=DEMO_KEY, max_retries=1)
-    while time.monotonic() < deadline:
-        messages: Any = [{"role": "user", "content": rng.choice(PROMPTS)}]
-        try:
-            if rng.random() < 0.5:
-                async with client.messages.stream(
-                    model=model, max_tokens=128, messages=messages
-                ) as s:
-                    async for _ in s:
-                        pass
-            else:
-                await client.messages.create(model=model, max_tokens=128, messages=messages)
-        except anthropic.APIError:
-            pass
+def summary_table(metrics_text: str, title: str) -> Table:
+    """The per-model table, computed from a /metrics exposition."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("model", no_wrap=True, min_width=16)
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for row in table_rows(summarize(metrics_text)):
+        table.add_row(*row)
+    return table
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+async def _metrics_text(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url) as response:
+        return await response.text()
 
 
-def _print_summary(sink: SummarySink, metrics_url: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="model-sidecar demo: what the sidecar measured, per model")
-    for column in (
-        "model",
-        "calls",
-        "p50 ms",
-        "p95 ms",
-        "p95 TTFT ms",
-        "in tok",
-        "out tok",
-        "errors",
-        "sidecar p50 µs",
-    ):
-        table.add_column(column, justify="right" if column != "model" else "left")
-    for model, calls in sorted(sink.by_model.items()):
-        durations = [c.duration * 1000 for c in calls]
-        ttft = [c.time_to_first_chunk * 1000 for c in calls if c.time_to_first_chunk is not None]
-        errors = sum(1 for c in calls if c.outcome != "ok")
-        table.add_row(
-            model,
-            str(len(calls)),
-            f"{_percentile(durations, 0.5):.0f}",
-            f"{_percentile(durations, 0.95):.0f}",
-            f"{_percentile(ttft, 0.95):.0f}" if ttft else "-",
-            str(sum(c.input_tokens or 0 for c in calls)),
-            str(sum(c.output_tokens or 0 for c in calls)),
-            f"{errors} ({100 * errors / len(calls):.0f}%)",
-            f"{statistics.median(c.overhead for c in calls) * 1e6:.0f}",
-        )
-    console = Console(width=max(120, Console().width))
-    console.print(table)
-    console.print(f"Prometheus metrics were served at {metrics_url}")
-
-
-async def run_demo(seconds: float = 20.0) -> int:
-    """Run simulator, sidecar and traffic for `seconds`, then print the summary."""
+async def _start_simulator() -> tuple[web.AppRunner, str]:
     from sidecar.simulate.server import Simulator
 
-    sim = Simulator()
-    sim_runner = web.AppRunner(sim.build_app(), access_log=None)
-    await sim_runner.setup()
-    await web.TCPSite(sim_runner, "127.0.0.1", 0).start()
-    host, port = sim_runner.addresses[0][:2]
-    sim_url = f"http://{host}:{port}"
+    runner = web.AppRunner(Simulator(seed=7).build_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def run_demo(options: DemoOptions) -> int:
+    """Run simulator, sidecar and traffic; show the live table; print the summary and next steps."""
+    console = Console(width=max(120, Console().width))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    sim_runner, sim_url = await _start_simulator()
     config = SidecarConfig.model_validate(
         {
-            "listen": "127.0.0.1:0",
-            "admin_listen": "127.0.0.1:0",
+            "listen": free_or_fallback(DEFAULT_PROXY, console),
+            "admin_listen": free_or_fallback(DEFAULT_ADMIN, console),
             "upstreams": {name: {"url": sim_url} for name in ("openai", "anthropic", "gemini")},
         }
     )
-    summary = SummarySink()
-    sidecar = Sidecar(config, extra_sinks=[summary], environ={})
+    sidecar = Sidecar(config, environ={})
     await sidecar.start()
-    print(
-        f"demo: simulated providers at {sim_url}; sidecar proxy {sidecar.proxy_url}, "
-        f"metrics {sidecar.admin_url}/metrics; running {seconds:.0f} s of traffic"
-    )
-    rng = random.Random(7)
-    deadline = time.monotonic() + seconds
-    workers = [
-        _openai_traffic(sidecar.proxy_url, "gpt-4o-mini", deadline, rng),
-        _openai_traffic(sidecar.proxy_url, "gpt-4o-mini", deadline, rng),
-        _openai_traffic(sidecar.proxy_url, "gpt-4.1-nano", deadline, rng),
-        _anthropic_traffic(sidecar.proxy_url, "claude-sonnet-4", deadline, rng),
-    ]
-    await asyncio.gather(*workers)
     metrics_url = f"{sidecar.admin_url}/metrics"
-    await sidecar.stop()
-    await sim_runner.cleanup()
-    _print_summary(summary, metrics_url)
+    console.print(
+        f"Simulated providers at {sim_url} (no network, no keys). The sidecar listens at "
+        f"{sidecar.proxy_url}; its metrics are at {metrics_url}.\n"
+        f"Sending {options.rps:g} calls/s for {options.duration:g} s through the official "
+        "openai and anthropic SDKs (Gemini over HTTP), streaming and not."
+    )
+    traffic = TrafficGenerator(sidecar.proxy_url, DEMO_TARGETS, rng=random.Random(7))
+    run = asyncio.create_task(traffic.run(options.duration, options.rps))
+    http = aiohttp.ClientSession()
+    try:
+        await _watch(run, stop, http, metrics_url, options, console)
+        if options.keep_running and not stop.is_set():
+            console.print(f"Traffic done; still serving {metrics_url} until Ctrl-C.")
+            await stop.wait()
+        final = await _metrics_text(http, metrics_url)
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await traffic.close()
+        await http.close()
+        await sidecar.stop()
+        await sim_runner.cleanup()
+    console.print(summary_table(final, "What the sidecar measured, per model (from /metrics)"))
+    console.print(
+        f"/metrics was served at {metrics_url}.\n"
+        "Next steps: point your app at the sidecar (OPENAI_BASE_URL=http://127.0.0.1:8788/v1, "
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:8788) and run `model-sidecar serve`; import the "
+        "Grafana dashboards in dashboards/; load the alert rules in alerts/; drop it into pods "
+        "with the Helm chart in helm/model-sidecar/."
+    )
     return 0
+
+
+async def _watch(
+    run: asyncio.Task[object],
+    stop: asyncio.Event,
+    http: aiohttp.ClientSession,
+    metrics_url: str,
+    options: DemoOptions,
+    console: Console,
+) -> None:
+    """Wait for the traffic (or a signal), refreshing the live table once a second."""
+    started = time.monotonic()
+    if not options.live:
+        while not run.done() and not stop.is_set():
+            await asyncio.wait([run], timeout=1.0)
+        return
+    progress = Progress(TextColumn("traffic"), BarColumn(), TimeRemainingColumn(), console=console)
+    bar = progress.add_task("traffic", total=options.duration)
+    with Live(console=console, refresh_per_second=4) as live:
+        while not run.done() and not stop.is_set():
+            await asyncio.wait([run], timeout=1.0)
+            progress.update(bar, completed=min(options.duration, time.monotonic() - started))
+            text = await _metrics_text(http, metrics_url)
+            live.update(Group(progress, summary_table(text, "Live, from the sidecar's /metrics")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +29,22 @@ class RequestInfo:
     top_p: float | None = None
     seed: int | None = None
     choice_count: int | None = None
+    # Whether the response carries token log-probabilities (asked by the app, or added
+    # by the sidecar with confidence.request_logprobs); parsers read them only then.
+    logprobs: bool = False
     # The decoded JSON body, when it was JSON; later stages (content capture,
     # repeatability) read it. Never logged or exported unless the operator opts in.
     body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAttempt:
+    """One extra upstream attempt by the sidecar: why, when, and after how long a wait."""
+
+    attempt: int  # 2 for the first retry
+    reason: str  # the previous attempt's status (e.g. "503") or "connection_error"
+    delay_s: float
+    start_unix_ns: int
 
 
 @dataclass(slots=True)
@@ -76,22 +91,65 @@ class CallRecord:
 
     # Retries and trace context.
     client_retry_count: int = 0
+    # A hash of the app's Idempotency-Key header, when it sent one.
+    idempotency_key: bytes | None = None
+    # Set by enrich/retries.py: the key was seen on an earlier call within the window.
+    repeated_idempotency_key: bool = False
     sidecar_retries: int = 0
+    # One entry per extra upstream attempt the sidecar made (span events, retry reasons).
+    retry_attempts: list[RetryAttempt] = field(default_factory=list)
     trace_id: int | None = None
     span_id: int | None = None
     parent_span_id: int | None = None
     trace_sampled: bool = True
 
-    # Filled by enrich/ and experiments/.
+    # Token log-probabilities of the first choice, accumulated by the parsers.
+    logprob_sum: float = 0.0
+    logprob_count: int = 0
+    logprob_min: float = 0.0
+    # A confidence the upstream reported itself (the configured response header).
+    reported_confidence: float | None = None
+
+    # Filled by enrich/ and experiments/ (on the call path for non-streaming responses,
+    # which get response headers; the `*_done` flags keep the pipeline from redoing it).
+    cost_done: bool = False
     cost_usd: float | None = None
+    cost_unknown: bool = False
+    confidence_done: bool = False
     confidence: float | None = None
+    confidence_min: float | None = None
+    low_confidence: bool = False
+    repeat_result: str | None = None
     experiment: str = ""
     variant: str = ""
-    # Response content, kept only when the operator opted in to content capture
-    # (then parsers join the output text into `output_text`).
+    # Response content, kept only when the operator opted in to content capture, or
+    # briefly (hashed, then dropped) for repeatability and the JSON confidence field:
+    # when `keep_output` is on, parsers join the output text into `output_text` and the
+    # first choice's tool calls (name, arguments) into `output_tool_calls`.
     capture_content: bool = False
+    keep_output: bool = False
     output_text: str | None = None
+    output_tool_calls: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_logprobs(self, logprobs: Iterable[Any]) -> None:
+        """Accumulate token log-probabilities (non-numbers are skipped)."""
+        total = self.logprob_sum
+        count = self.logprob_count
+        lowest = self.logprob_min
+        for value in logprobs:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if value > 0.0 or math.isnan(value):
+                    continue
+                total += value
+                lowest = value if count == 0 or value < lowest else lowest
+                count += 1
+        self.logprob_sum, self.logprob_count, self.logprob_min = total, count, lowest
+
+    @property
+    def client_retry(self) -> bool:
+        """Whether the app sent this call as a retry (SDK retry count or a repeated key)."""
+        return self.client_retry_count > 0 or self.repeated_idempotency_key
 
     @property
     def duration(self) -> float:

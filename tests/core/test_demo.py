@@ -1,24 +1,81 @@
-"""`model-sidecar demo` runs the whole product with no network and prints what it measured."""
+"""`model-sidecar demo`: the whole product with no network; plausible numbers; nothing left behind."""
 
 from __future__ import annotations
 
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+
+from sidecar.report import COLUMNS
 
 
-def test_demo_runs_and_prints_a_row_per_model() -> None:
+def table(out: str) -> dict[str, dict[str, str]]:
+    """The summary table's rows, by model, from the demo's output."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) == len(COLUMNS) + 1 and re.fullmatch(r"[\d,]+", cells[1]):
+            rows[cells[0]] = dict(zip(COLUMNS, cells[1:], strict=True))
+    return rows
+
+
+def number(cell: str) -> float:
+    return float(cell.rstrip("%").replace(",", ""))
+
+
+def port_is_free(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def listened(out: str) -> list[str]:
+    return re.findall(r"http://(127\.0\.0\.1:\d+)", out)
+
+
+def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", "demo", "--seconds", "2"],
+        [sys.executable, "-m", "sidecar.cli", "demo", "--duration", "5", "--no-live"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    for model in ("gpt-4o-mini", "gpt-4.1-nano", "claude-sonnet-4"):
-        row = next(line for line in out.splitlines() if f" {model} " in line)
-        calls = int(re.split(r"\s*│\s*", row.strip("│ "))[1])
-        assert calls > 0, row
-    assert re.search(r"metrics were served at http://127\.0\.0\.1:\d+/metrics", out)
+    rows = table(result.stdout)
+    assert set(rows) >= {"gemini-2.0-flash", "gpt-4o-mini", "claude-sonnet-4", "gpt-4.1-nano"}
+    assert all(number(row["calls"]) > 0 for row in rows.values())
+    flash, sonnet, flaky = rows["gemini-2.0-flash"], rows["claude-sonnet-4"], rows["gpt-4.1-nano"]
+    assert number(flash["p50 ms"]) < number(sonnet["p50 ms"])
+    assert number(flaky["error %"]) > 0
+    assert number(flash["error %"]) == 0
+    assert "/metrics was served at http://127.0.0.1:" in result.stdout
+    assert all(port_is_free(address) for address in listened(result.stdout))
+
+
+def test_sigterm_mid_run_exits_zero_and_frees_its_ports() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar.cli", "demo", "--duration", "60", "--no-live"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    first = ""
+    while "metrics are at" not in first and time.monotonic() < deadline:
+        first += process.stdout.readline()
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert table(first + rest), "the summary is printed even when stopped early"
+    assert all(port_is_free(address) for address in listened(first + rest))

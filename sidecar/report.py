@@ -1,0 +1,195 @@
+"""Per-model numbers read from a sidecar's own /metrics: what a user would see in Grafana."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+DURATION = "gen_ai_client_operation_duration_seconds"
+TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
+REQUESTS = "model_sidecar_requests_total"
+TOKENS = "model_sidecar_tokens_total"
+COST = "model_sidecar_cost_usd_total"
+RETRIES = "model_sidecar_retries_total"
+CONFIDENCE = "model_sidecar_confidence"
+LOW_CONFIDENCE = "model_sidecar_low_confidence_total"
+REPEATS = "model_sidecar_repeat_outputs_total"
+
+DEFAULT_GROUP = ("gen_ai_request_model",)
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts of one histogram, merged over the series of a group."""
+
+    buckets: dict[float, float] = field(default_factory=dict)
+    total: float = 0.0
+    count: float = 0.0
+
+    def add(self, le: float, value: float) -> None:
+        """Add a cumulative bucket count."""
+        self.buckets[le] = self.buckets.get(le, 0.0) + value
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile by linear interpolation within a bucket, as histogram_quantile does."""
+        if not self.buckets:
+            return None
+        bounds = sorted(self.buckets)
+        count = self.buckets[bounds[-1]]
+        if count <= 0:
+            return None
+        rank = q * count
+        lower_bound, lower_count = 0.0, 0.0
+        for bound in bounds:
+            cumulative = self.buckets[bound]
+            if cumulative >= rank:
+                if math.isinf(bound):
+                    return lower_bound
+                if cumulative == lower_count:
+                    return bound
+                return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                    cumulative - lower_count
+                )
+            lower_bound, lower_count = bound, cumulative
+        return bounds[-1]
+
+
+@dataclass
+class GroupStats:
+    """Everything the summary shows for one model (or model and variant)."""
+
+    key: tuple[str, ...]
+    calls: float = 0.0
+    errors: float = 0.0
+    duration: Histogram = field(default_factory=Histogram)
+    ttfc: Histogram = field(default_factory=Histogram)
+    tokens: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cost_usd: float = 0.0
+    retries: float = 0.0
+    confidence_count: float = 0.0
+    low_confidence: float = 0.0
+    repeats: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def error_ratio(self) -> float | None:
+        """Share of calls that did not end `ok`."""
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def retry_ratio(self) -> float | None:
+        """Retries (client and sidecar) per call."""
+        return self.retries / self.calls if self.calls else None
+
+    @property
+    def cost_per_10k(self) -> float | None:
+        """Spend per 10,000 calls in USD, or None when nothing was priced."""
+        return self.cost_usd / self.calls * 10_000 if self.calls and self.cost_usd else None
+
+    @property
+    def output_tokens_per_second(self) -> float | None:
+        """Output tokens per second of call time."""
+        if not self.duration.total:
+            return None
+        return self.tokens.get("output", 0.0) / self.duration.total
+
+    @property
+    def low_confidence_ratio(self) -> float | None:
+        """Share of calls with a confidence that were marked low."""
+        return self.low_confidence / self.confidence_count if self.confidence_count else None
+
+    @property
+    def repeatability(self) -> float | None:
+        """Share of temperature-0 repeats that gave the same output."""
+        seen = self.repeats.get("same", 0.0) + self.repeats.get("different", 0.0)
+        return self.repeats.get("same", 0.0) / seen if seen else None
+
+
+def summarize(text: str, group_by: Sequence[str] = DEFAULT_GROUP) -> list[GroupStats]:
+    """Per-group statistics from a Prometheus text exposition, sorted by group key."""
+    groups: dict[tuple[str, ...], GroupStats] = {}
+
+    def group(labels: dict[str, str]) -> GroupStats:
+        key = tuple(labels.get(name, "") for name in group_by)
+        if key not in groups:
+            groups[key] = GroupStats(key)
+        return groups[key]
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == REQUESTS:
+                stats = group(labels)
+                stats.calls += value
+                if labels.get("outcome") != "ok":
+                    stats.errors += value
+            elif name == DURATION + "_bucket":
+                group(labels).duration.add(float(labels["le"]), value)
+            elif name == DURATION + "_sum":
+                group(labels).duration.total += value
+            elif name == TTFC + "_bucket":
+                group(labels).ttfc.add(float(labels["le"]), value)
+            elif name == TOKENS:
+                group(labels).tokens[labels.get("gen_ai_token_type", "")] += value
+            elif name == COST:
+                group(labels).cost_usd += value
+            elif name == RETRIES:
+                group(labels).retries += value
+            elif name == CONFIDENCE + "_count":
+                group(labels).confidence_count += value
+            elif name == LOW_CONFIDENCE:
+                group(labels).low_confidence += value
+            elif name == REPEATS:
+                group(labels).repeats[labels.get("result", "")] += value
+    return [groups[key] for key in sorted(groups) if groups[key].calls]
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.0f}"
+
+
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+COLUMNS = (
+    "calls",
+    "p50 ms",
+    "p95 ms",
+    "p95 TTFT ms",
+    "out tok/s",
+    "$ per 10k",
+    "error %",
+    "retry %",
+    "low conf %",
+    "repeat same %",
+)
+
+
+def table_rows(stats: Iterable[GroupStats]) -> list[tuple[str, ...]]:
+    """Formatted cells for each group: the key columns, then COLUMNS."""
+    rows = []
+    for item in stats:
+        rows.append(
+            (
+                *(part or "-" for part in item.key),
+                f"{item.calls:,.0f}",
+                _ms(item.duration.quantile(0.5)),
+                _ms(item.duration.quantile(0.95)),
+                _ms(item.ttfc.quantile(0.95)),
+                _num(item.output_tokens_per_second, 0),
+                _num(item.cost_per_10k, 2),
+                _pct(item.error_ratio),
+                _pct(item.retry_ratio),
+                _pct(item.low_confidence_ratio),
+                _pct(item.repeatability),
+            )
+        )
+    return rows
