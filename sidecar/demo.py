@@ -1,4 +1,4 @@
-"""`model-sidecar demo`: simulated providers, the sidecar, SDK traffic, a live table from /metrics."""
+"""`model-sidecar demo`: simulated providers, the sidecar, SDK traffic, a live table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`model-sidecar demo`: the whole product with no network; plausible numbers; nothing left behind."""
+"""`model-sidecar demo`: no network, plausible numbers, nothing left behind."""
 
 from __future__ import annotations
 
