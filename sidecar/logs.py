@@ -34,10 +34,31 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def is_client_protocol_error(record: logging.LogRecord) -> bool:
+    """Whether a record is aiohttp reporting a malformed request it already answered with 4xx."""
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return isinstance(exc, HttpProcessingError)
+
+
+class ClientErrorFilter(logging.Filter):
+    """Turns aiohttp's tracebacks for malformed client requests into one-line warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_client_protocol_error(record):
+            exc = record.exc_info[1] if record.exc_info else None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed request refused: %s", (str(exc).splitlines()[0],)
+            record.exc_info = None
+        return True
+
+
 def setup_logging(level: str = "info") -> None:
     """Send every log record to stderr as a JSON line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
+    handler.addFilter(ClientErrorFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

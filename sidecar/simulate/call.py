@@ -78,7 +78,11 @@ class Call:
         payload = self.payload
         if "stream_options" in payload:
             payload = {key: value for key, value in payload.items() if key != "stream_options"}
-        self.request_seed = seed_of(orjson.dumps(payload), self.divergence)
+        try:
+            canonical = orjson.dumps(payload)
+        except TypeError:  # nested deeper than orjson serialises: hash the raw body
+            canonical = self.body
+        self.request_seed = seed_of(canonical, self.divergence)
 
     def client_left(self) -> None:
         """Note, once, that the client closed its connection before the reply was complete."""
