@@ -14,6 +14,8 @@ from aiohttp import web
 
 from sidecar import __version__
 from sidecar.config import SidecarConfig, split_host_port
+from sidecar.enrich import Enrichment
+from sidecar.listener import HeadTimeoutServer
 from sidecar.pipeline import Pipeline, Sink
 from sidecar.proxy import Proxy
 from sidecar.routing import Router, build_upstreams
@@ -52,7 +54,10 @@ class Sidecar:
         if config.log.access_log:
             sinks.append(AccessLogSink())
         sinks.extend(extra_sinks)
-        self.pipeline = Pipeline(sinks, queue_size=config.telemetry.queue_size)
+        self.enrichment = Enrichment(config)
+        self.pipeline = Pipeline(
+            sinks, enrichers=self.enrichment.enrichers, queue_size=config.telemetry.queue_size
+        )
         self.upstreams = build_upstreams(config)
         self.router = Router(config, self.upstreams)
         self.sessions: dict[str, aiohttp.ClientSession] = {}
@@ -106,9 +111,11 @@ class Sidecar:
             self.pipeline,
             tracing=tracing,
             capture_content=bool(self.tracing and self.tracing.capture_content),
+            enrichment=self.enrichment,
         )
-        server = web.Server(
+        server = HeadTimeoutServer(
             self.proxy.handle,
+            head_timeout=self.config.limits.client_read_timeout_seconds,
             handler_cancellation=True,
             access_log=None,
             max_field_size=65536,
