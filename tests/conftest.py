@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -157,3 +158,34 @@ async def sdk() -> AsyncIterator[SDKClients]:
     clients = SDKClients()
     yield clients
     await clients.close()
+
+
+class _CapturedLogs(logging.Handler):
+    """Keeps every record of the sidecar's (and aiohttp's) loggers, formatted as they ship."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        from sidecar.logs import JSONFormatter
+
+        self.setFormatter(JSONFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def canary_key_never_logged() -> Iterator[None]:
+    """Across every test: the test API key never appears in what the sidecar logs."""
+    captured = _CapturedLogs()
+    loggers = [logging.getLogger(name) for name in ("sidecar", "aiohttp")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(captured)
+        logger.setLevel(logging.DEBUG)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(captured)
+        logger.setLevel(level)
+    leaked = [line for line in captured.lines if API_KEY in line]
+    assert not leaked, f"the API key reached the logs: {leaked[:3]}"
