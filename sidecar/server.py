@@ -163,6 +163,7 @@ class Sidecar:
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "draining": self.draining,
             "in_flight": self.proxy.in_flight if self.proxy else 0,
+            "asyncio_tasks": len(asyncio.all_tasks()),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
             "tracing": self.tracing is not None,
             "upstreams": {
