@@ -1,4 +1,4 @@
-"""Soak: minutes of mixed traffic with faults through a real `model-sidecar serve`; nothing lost, nothing grows.
+"""Soak: mixed traffic with faults through a real `model-sidecar serve`; nothing lost or grown.
 
 Usage: python bench/soak.py [--minutes 10] [--rps 50]
 Starts the simulator and the sidecar as subprocesses, sends a steady open-loop mix
