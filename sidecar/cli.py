@@ -1,4 +1,4 @@
-"""The `model-sidecar` command: serve, check-config, simulate, demo."""
+"""The `model-sidecar` command: serve, check-config, simulate, demo, inject-webhook."""
 
 from __future__ import annotations
 
@@ -116,6 +116,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inject_webhook(args: argparse.Namespace) -> int:
+    """`model-sidecar inject-webhook`: the mutating admission webhook that injects the sidecar."""
+    from sidecar.config import split_host_port
+    from sidecar.inject.patch import load_injection_template
+    from sidecar.inject.server import serve_webhook
+    from sidecar.logs import setup_logging
+
+    try:
+        template = load_injection_template(args.injection)
+    except (OSError, ValueError) as exc:
+        print(f"model-sidecar inject-webhook: {args.injection}: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    listen = split_host_port(args.listen)
+    return run_async(serve_webhook(listen, args.tls_cert, args.tls_key, template))
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """`model-sidecar probe`: the same prompts to several models through a sidecar, compared."""
+    from sidecar.probe.command import options_from_args, probe_main
+
+    return run_async(probe_main(options_from_args(args)))
+
+
 def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (env MODEL_SIDECAR_CONFIG)")
     parser.add_argument("--listen", help="proxy HOST:PORT (default 127.0.0.1:8788)")
@@ -162,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="per-model table from a sidecar's /metrics")
     report.add_argument("url", help="admin URL or /metrics URL, e.g. http://127.0.0.1:9788")
     report.set_defaults(func=cmd_report)
+
+    inject = commands.add_parser(
+        "inject-webhook", help="serve the Kubernetes admission webhook that injects the sidecar"
+    )
+    inject.add_argument("--listen", default="0.0.0.0:8443", help="HOST:PORT (default 0.0.0.0:8443)")
+    inject.add_argument("--tls-cert", required=True, help="PEM serving certificate (reloaded)")
+    inject.add_argument("--tls-key", required=True, help="PEM private key of the certificate")
+    inject.add_argument(
+        "--injection", required=True, help="injection.json rendered by the Helm chart"
+    )
+    inject.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    inject.set_defaults(func=cmd_inject_webhook)
+
+    from sidecar.probe import arguments as probe_arguments
+
+    probe = commands.add_parser("probe", help="compare models side by side through a sidecar")
+    probe_arguments.add_arguments(probe)
+    probe.set_defaults(func=cmd_probe)
     return parser
 
 
