@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+from typing import cast
 
 import orjson
 
@@ -126,8 +127,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.streaming = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -166,7 +166,9 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         self.transport.write(events[index])
         if index + 1 < len(events):
-            asyncio.get_running_loop().call_later(self.interval, self._next_event, events, index + 1)
+            asyncio.get_running_loop().call_later(
+                self.interval, self._next_event, events, index + 1
+            )
             return
         self.transport.write(b"0\r\n\r\n")
         self.streaming = False

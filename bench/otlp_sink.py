@@ -1,0 +1,64 @@
+"""A tiny OTLP/HTTP trace receiver for the benchmark: counts the spans it is sent.
+
+`python -m bench.otlp_sink --listen 127.0.0.1:0` prints `listening on http://HOST:PORT`;
+POST /v1/traces takes ExportTraceServiceRequest protobuf, GET /count answers
+`{"requests": N, "spans": M}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+PROTOBUF = "application/x-protobuf"
+COUNTS = web.AppKey("counts", dict[str, int])
+
+
+async def _traces(request: web.Request) -> web.Response:
+    message = ExportTraceServiceRequest.FromString(await request.read())
+    counts = request.app[COUNTS]
+    counts["requests"] += 1
+    counts["spans"] += sum(
+        len(scope.spans) for resource in message.resource_spans for scope in resource.scope_spans
+    )
+    return web.Response(
+        body=ExportTraceServiceResponse().SerializeToString(), content_type=PROTOBUF
+    )
+
+
+async def _count(request: web.Request) -> web.Response:
+    return web.json_response(request.app[COUNTS])
+
+
+def build_app() -> web.Application:
+    """The receiver's aiohttp application."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[COUNTS] = {"requests": 0, "spans": 0}
+    app.router.add_post("/v1/traces", _traces)
+    app.router.add_get("/count", _count)
+    return app
+
+
+def main() -> None:
+    """`python -m bench.otlp_sink`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    args = parser.parse_args()
+    host, _, port = args.listen.rpartition(":")
+    web.run_app(
+        build_app(),
+        host=host,
+        port=int(port),
+        access_log=None,
+        print=lambda _: None,
+        handle_signals=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

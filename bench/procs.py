@@ -1,0 +1,177 @@
+"""Child processes of the benchmark: start them pinned, wait until they listen, read CPU, RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Cores:
+    """Where things run: the proxy under test on one core, everything else on another."""
+
+    proxy: tuple[int, ...]
+    rest: tuple[int, ...]
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the proxy has a core to itself."""
+        return bool(self.proxy) and not set(self.proxy) & set(self.rest)
+
+
+def plan_cores() -> Cores:
+    """The first allowed core for the proxy and the second for the rest, when taskset exists."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        return Cores((), ())
+    return Cores((allowed[0],), (allowed[1],))
+
+
+def pin_argv(argv: Sequence[str], cores: Sequence[int]) -> list[str]:
+    """`argv` prefixed with `taskset -c CORES` when there are cores to pin to."""
+    if not cores:
+        return list(argv)
+    return ["taskset", "-c", ",".join(map(str, cores)), *argv]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """One process the benchmark started (in its own session), with its output in a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        self.pid = self.process.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines the process printed."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_for_line(self, prefix: str, timeout: float) -> str:
+        """The rest of the first output line starting with `prefix` (e.g. 'listening on ')."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix) :].strip()
+            self._check_alive()
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"{self.name} printed no {prefix!r} in {timeout} s:\n{self.log_tail()}")
+
+    async def wait_for_port(self, port: int, timeout: float) -> None:
+        """Wait until something accepts TCP connections on 127.0.0.1:port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise RuntimeError(
+            f"{self.name} did not listen on {port} in {timeout} s:\n{self.log_tail()}"
+        )
+
+    def _check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the process's own session, then SIGKILL after `grace` seconds."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # stray children of the session
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            children.setdefault(int(_stat_fields(int(entry))[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants (/proc/PID/stat utime + stime)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError):
+            fields = _stat_fields(member)
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Peak resident memory (VmHWM) of `pid` plus its descendants."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+    return total
