@@ -1,0 +1,119 @@
+"""Every panel query of every dashboard, against a real Prometheus that scraped a real sidecar
+carrying every kind of call: each must parse and return data, and so must each selector in it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from dashboards.generate import OUTPUT_DIRS, SPECS
+from tests.conftest import RunningSimulator, SDKClients, SidecarFactory
+from tests.dashboards.grafana_vars import resolve_variables, selectors, substitute
+from tests.dashboards.traffic import send_wave
+from tests.prometheus_server import PrometheusServer, running_prometheus
+
+CALLS = "sum(model_sidecar_requests_total)"
+PROVIDERS = ["anthropic", "gcp.gemini", "openai"]
+# Scrapes are every second; a late rate window may need one more before it has two samples.
+SETTLE_SECONDS = 5.0
+
+SIDECAR_CONFIG: dict[str, Any] = {
+    # The sidecar's own retries: only 503, quickly, always within budget.
+    "retries": {
+        "enabled": True,
+        "statuses": [503],
+        "backoff_initial_seconds": 0.01,
+        "backoff_max_seconds": 0.02,
+        "budget_min_retries": 100,
+    },
+    # gpt-4.1-nano (token probability ~0.5) is low, gpt-4o-mini (~0.95) is not.
+    "confidence": {"threshold": 0.7},
+}
+
+
+def committed_dashboards() -> dict[str, dict[str, Any]]:
+    """The dashboards as committed (test_dashboard_json checks they match the generator)."""
+    return {name: json.loads((OUTPUT_DIRS[0] / name).read_text()) for name in SPECS}
+
+
+def finite_series(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The series of an instant-query result whose value is a number (not NaN or ±Inf)."""
+    return [s for s in result if math.isfinite(float(s["value"][1]))]
+
+
+async def wait_for_calls(prometheus: PrometheusServer, total: int) -> None:
+    """Until Prometheus has scraped all `total` calls."""
+    await prometheus.wait_for_series(f"{CALLS} >= {total}", timeout=30)
+
+
+async def empty_queries(
+    dashboards: dict[str, dict[str, Any]], prometheus: PrometheusServer
+) -> tuple[list[str], int]:
+    """Descriptions of every panel query or selector that returned no finite value; count run."""
+    checks: list[tuple[str, str]] = []
+    for file_name, dashboard in dashboards.items():
+        values, found = await resolve_variables(dashboard, prometheus.query)
+        assert found["job"] == ["model-sidecar"], found
+        assert found.get("provider", PROVIDERS) == PROVIDERS, found
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                expr = substitute(target["expr"], values)
+                where = f"{file_name} panel {panel['title']!r} query {target['refId']}"
+                checks.append((where, expr))
+                checks.extend((f"{where} selector", selector) for selector in selectors(expr))
+    results = await asyncio.gather(
+        *(prometheus.query(expr) for _, expr in checks), return_exceptions=True
+    )
+    failures = []
+    for (where, expr), result in zip(checks, results, strict=True):
+        if isinstance(result, BaseException):  # e.g. a PromQL parse error
+            failures.append(f"{where}: {result}")
+        elif not finite_series(result):
+            failures.append(f"{where}: no data: {expr}")
+    return failures, len(checks)
+
+
+async def test_every_panel_query_returns_data(
+    sidecar_factory: SidecarFactory, simulator: RunningSimulator, sdk: SDKClients, tmp_path: Path
+) -> None:
+    sidecar = await sidecar_factory(SIDECAR_CONFIG)
+    admin = urlsplit(sidecar.admin_url).netloc
+    async with running_prometheus([admin], tmp_path / "prometheus") as prometheus:
+        # Two waves with a scrape between them: every series exists before it increases,
+        # so rates over the window are above zero.
+        calls = await send_wave(sidecar.proxy_url, sdk, simulator)
+        await wait_for_calls(prometheus, calls)
+        calls += await send_wave(sidecar.proxy_url, sdk, simulator)
+        await wait_for_calls(prometheus, calls)
+
+        dashboards = committed_dashboards()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_SECONDS
+        failures, checked = await empty_queries(dashboards, prometheus)
+        while failures and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            failures, checked = await empty_queries(dashboards, prometheus)
+    assert checked > 100
+    assert not failures, "queries without data:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ('rate(a_total{job=~"$job"}[$__rate_interval])', 'rate(a_total{job=~"x"}[1m])'),
+        ("increase(b[${__range}])", "increase(b[5m])"),
+    ],
+)
+def test_substitute_fills_variables_and_builtins(expr: str, expected: str) -> None:
+    assert substitute(expr, {"job": "x"}) == expected
+
+
+def test_substitute_rejects_an_undefined_variable() -> None:
+    with pytest.raises(KeyError, match=r"\$nope"):
+        substitute('up{job=~"$nope"}', {})

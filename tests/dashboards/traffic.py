@@ -1,0 +1,102 @@
+"""One wave of mixed traffic through a sidecar: every protocol, streams, errors, client and
+sidecar retries, logprobs, temperature-0 repeats and an unpriced model. Returns how many calls
+the sidecar saw, so a caller can wait until Prometheus has scraped them all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from tests.conftest import API_KEY, RunningSimulator, SDKClients
+
+QUESTION: list[Any] = [{"role": "user", "content": "Which model should we route this ticket to?"}]
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Summarise the outage."}]}]}
+# The SDK waits this long between its retries (the simulator's Retry-After).
+RETRY_AFTER_S = "0.01"
+UNPRICED_MODEL = "acme-finetune-1"
+
+
+async def _openai(base: str, sdk: SDKClients) -> int:
+    """OpenAI chat (logprobs, temperature-0 repeats, streams, failures), embeddings."""
+    client = sdk.openai(base)
+    calls = 0
+    # Deterministic and sure of itself: repeats give `same`, confidence is high.
+    for _ in range(2):
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=QUESTION, temperature=0, logprobs=True
+        )
+        calls += 1
+    # Not repeatable at temperature 0: repeats give `different` (sometimes `same`).
+    for _ in range(3):
+        await client.chat.completions.create(
+            model="gpt-4o", messages=QUESTION, temperature=0, logprobs=True
+        )
+        calls += 1
+    # Unsure of its tokens (low confidence) and flaky: its 429s and 500s are errors too.
+    for _ in range(3):
+        with contextlib.suppress(openai.APIStatusError):
+            await client.chat.completions.create(
+                model="gpt-4.1-nano", messages=QUESTION, logprobs=True
+            )
+        calls += 1
+    for model in ("gpt-4o-mini", "o3-mini"):  # o3-mini reports reasoning tokens
+        stream = await client.chat.completions.create(model=model, messages=QUESTION, stream=True)
+        async for _chunk in stream:
+            pass
+        calls += 1
+    await client.embeddings.create(model="text-embedding-3-small", input="refund policy")
+    await client.chat.completions.create(model=UNPRICED_MODEL, messages=QUESTION)
+    calls += 2
+    with pytest.raises(openai.InternalServerError):
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=QUESTION, extra_headers={"x-sim-status": "500"}
+        )
+    calls += 1
+    # The official SDK retrying a rate limit twice: three calls, two of them client retries.
+    retrying = sdk.openai(base, max_retries=2)
+    with pytest.raises(openai.RateLimitError):
+        await retrying.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,
+            extra_headers={"x-sim-status": "429", "x-sim-retry-after": RETRY_AFTER_S},
+        )
+    calls += 3
+    return calls
+
+
+async def _anthropic(base: str, sdk: SDKClients, simulator: RunningSimulator) -> int:
+    """Anthropic messages, plain and streamed; one 503 the sidecar's retry policy absorbs."""
+    client = sdk.anthropic(base)
+    simulator.sim.fail_next(1, status=503, model="claude-3-5-haiku-latest")
+    await client.messages.create(model="claude-3-5-haiku-latest", max_tokens=64, messages=QUESTION)
+    async with client.messages.stream(
+        model="claude-sonnet-4", max_tokens=64, messages=QUESTION
+    ) as stream:
+        await stream.get_final_message()
+    return 2
+
+
+async def _gemini(base: str) -> int:
+    """Gemini generateContent and streamGenerateContent (no official SDK: plain HTTP)."""
+    async with aiohttp.ClientSession(headers={"x-goog-api-key": API_KEY}) as http:
+        for model, method in (
+            ("gemini-2.5-flash", "generateContent"),
+            ("gemini-2.0-flash", "streamGenerateContent?alt=sse"),
+        ):
+            async with http.post(f"{base}/v1beta/models/{model}:{method}", json=GEMINI_BODY) as r:
+                assert r.status == 200, await r.text()
+                await r.read()
+    return 2
+
+
+async def send_wave(base: str, sdk: SDKClients, simulator: RunningSimulator) -> int:
+    """Send one wave of every kind of call through the sidecar at `base`; returns the calls."""
+    counts = await asyncio.gather(
+        _openai(base, sdk), _anthropic(base, sdk, simulator), _gemini(base)
+    )
+    return sum(counts)
