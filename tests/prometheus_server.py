@@ -69,6 +69,17 @@ class PrometheusServer:
         result: list[dict[str, Any]] = payload["data"]["result"]
         return result
 
+    async def api(self, path: str) -> Any:
+        """The `data` of a GET on the HTTP API, e.g. "alerts" or "rules" (/api/v1/...)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/api/v1/{path}") as response,
+        ):
+            payload = await response.json()
+        if payload.get("status") != "success":
+            raise AssertionError(f"/api/v1/{path} failed: {payload}")
+        return payload["data"]
+
     async def wait_for_series(
         self, expr: str, count: int = 1, timeout: float = FIRST_SCRAPE_TIMEOUT
     ) -> list[dict[str, Any]]:
@@ -114,26 +125,30 @@ class PrometheusServer:
                 self.process.wait()
 
 
-def write_config(path: Path, targets: Sequence[str]) -> None:
-    """A config scraping `targets` (host:port, path /metrics) every second."""
-    config = {
+def write_config(path: Path, targets: Sequence[str], rule_files: Sequence[Path] = ()) -> None:
+    """A config scraping `targets` (host:port, path /metrics) and evaluating `rule_files`
+    every second."""
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [
             {"job_name": "model-sidecar", "static_configs": [{"targets": list(targets)}]}
         ],
     }
+    if rule_files:
+        config["rule_files"] = [str(Path(rule_file).resolve()) for rule_file in rule_files]
     path.write_text(yaml.safe_dump(config))
 
 
 @asynccontextmanager
 async def running_prometheus(
-    targets: Sequence[str], workdir: Path
+    targets: Sequence[str], workdir: Path, rule_files: Sequence[Path] = ()
 ) -> AsyncIterator[PrometheusServer]:
-    """Start Prometheus scraping `targets`, with its config and storage under `workdir`."""
+    """Start Prometheus scraping `targets` and evaluating `rule_files` (alerting and recording
+    rules, every second), with its config and storage under `workdir`."""
     binary = prometheus_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
-    write_config(config_path, targets)
+    write_config(config_path, targets, rule_files)
     log_path = workdir / "prometheus.log"
     address = f"127.0.0.1:{_free_port()}"
     with log_path.open("wb") as log:

@@ -1,4 +1,4 @@
-"""A cardinality attack: 10,000 model names and 2,000 paths leave series count and memory bounded."""
+"""Cardinality attack: 10,000 model names and 2,000 paths leave series and memory bounded."""
 
 from __future__ import annotations
 

@@ -1,0 +1,141 @@
+"""Experiment alerts (candidate worse than control, stop-loss tripped) and the health of the
+sidecars themselves (scrape target down, telemetry dropped)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from alerts import recording as rec
+from alerts.model import AlertRule
+
+ARM = "{{ $labels.variant }} of experiment {{ $labels.experiment }}"
+CANDIDATE = 'variant=~"candidate.*"'
+CONTROL = 'variant="control"'
+INSTANCE = "{{ $labels.instance }} (job {{ $labels.job }})"
+
+
+def _candidate_vs_control(series: str, operator: str) -> str:
+    """Each candidate arm's `series` combined with its experiment's control arm."""
+    return (
+        f"  {series}{{{CANDIDATE}}}\n{operator} on (experiment) group_left ()\n"
+        f"  {series}{{{CONTROL}}}"
+    )
+
+
+def experiment_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule, ...]:
+    """CandidateModelWorse (latency, errors, cost) and ModelSidecarStopLossTripped."""
+    w = timing.window
+    requests = rec.arm("model_sidecar_requests:rate", w)
+    # Both arms carry at least the minimum call rate.
+    guard = (
+        f"and\n  {requests}{{{CANDIDATE}}} >= {t['min_request_rate']}\n"
+        f"and on (experiment)\n  {requests}{{{CONTROL}}} >= {t['min_request_rate']}"
+    )
+    p95 = rec.arm("gen_ai_client_operation_duration_seconds:p95_rate", w)
+    errors = rec.arm("model_sidecar_request_errors:ratio_rate", w)
+    cost = rec.arm("model_sidecar_cost_usd_per_call:ratio_rate", w)
+
+    def ratio(series: str) -> str:
+        return (
+            f"  {series}{{{CANDIDATE}}}\n/ on (experiment) group_left ()\n"
+            f"  ({series}{{{CONTROL}}} > 0)"
+        )
+
+    comparisons = (
+        (
+            "latency",
+            ratio(p95),
+            t["candidate_latency_ratio"],
+            "p95 call duration is {{ $value | humanize }}x the control's",
+        ),
+        (
+            "errors",
+            _candidate_vs_control(errors, "-"),
+            t["candidate_error_ratio_increase"],
+            "error ratio is {{ $value | humanizePercentage }} above the control's",
+        ),
+        (
+            "cost",
+            ratio(cost),
+            t["candidate_cost_ratio"],
+            "cost per call is {{ $value | humanize }}x the control's",
+        ),
+    )
+    rules = [
+        AlertRule(
+            alert="CandidateModelWorse",
+            expr=f"(\n{comparison}\n) > {limit}\n{guard}",
+            for_=timing.for_("10m"),
+            severity="warning",
+            labels={"comparison": name},
+            summary=f"Candidate {ARM} is worse than control ({name})",
+            description=(
+                f"Over {w}, candidate {ARM}: {what} (limit {limit}). The stop-loss should "
+                f"send its traffic back to the control."
+            ),
+        )
+        for name, comparison, limit, what in comparisons
+    ]
+    rules.append(
+        AlertRule(
+            alert="ModelSidecarStopLossTripped",
+            expr=(
+                "sum by (experiment, variant) "
+                "(increase(model_sidecar_stop_loss_tripped_total[15m])) > 0"
+            ),
+            for_=timing.for_("0s"),
+            severity="warning",
+            summary=f"Stop-loss rolled back {ARM}",
+            description=(
+                f"The sidecar's stop-loss sent the traffic of {ARM} back to the control "
+                f"(trips in the last 15 minutes: {{{{ $value | humanize }}}})."
+            ),
+        )
+    )
+    return tuple(rules)
+
+
+def sidecar_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule, ...]:
+    """ModelSidecarDown (target down or no target at all), ModelSidecarTelemetryDropping."""
+    job = f"job=~{t['sidecar_job_regex']}"
+    return (
+        AlertRule(
+            alert="ModelSidecarDown",
+            expr=f"up{{{job}}} == 0",
+            for_=timing.for_("5m"),
+            severity="critical",
+            summary=f"model-sidecar {INSTANCE} is down",
+            description=(
+                f"Prometheus could not scrape the sidecar at {INSTANCE} for "
+                f"{timing.for_('5m')}: the calls of the app beside it may be failing, and they "
+                f"are not measured."
+            ),
+        ),
+        AlertRule(
+            alert="ModelSidecarDown",
+            expr=f"absent(up{{{job}}})",
+            for_=timing.for_("15m"),
+            severity="warning",
+            labels={"reason": "absent"},
+            summary="No model-sidecar scrape target",
+            description=(
+                "Prometheus has no scrape target whose job matches the configured "
+                "sidecar_job_regex: no model call is measured and no other model alert can fire."
+            ),
+        ),
+        AlertRule(
+            alert="ModelSidecarTelemetryDropping",
+            expr=(
+                "sum by (job, instance, sink) (rate(model_sidecar_telemetry_dropped_total[5m]))"
+                f" > {t['telemetry_drop_rate']}"
+            ),
+            for_=timing.for_("10m"),
+            severity="warning",
+            summary=f"model-sidecar {INSTANCE} drops telemetry",
+            description=(
+                f'The sidecar at {INSTANCE} drops {{{{ printf "%.3g" $value }}}} telemetry items '
+                f"per second in sink {{{{ $labels.sink }}}}: metrics, spans or records are "
+                f"missing."
+            ),
+        ),
+    )
