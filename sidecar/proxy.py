@@ -14,6 +14,9 @@ from multidict import CIMultiDict
 
 from sidecar import record as outcomes
 from sidecar.config import SidecarConfig
+from sidecar.enrich import Enrichment
+from sidecar.enrich.confidence import parse_confidence
+from sidecar.enrich.retries import hash_idempotency_key
 from sidecar.headers import downstream_response_headers, upstream_request_headers
 from sidecar.pipeline import Pipeline
 from sidecar.protocols.base import (
@@ -24,8 +27,10 @@ from sidecar.protocols.base import (
     parse_json_body,
 )
 from sidecar.record import CallRecord
+from sidecar.retry import RetryPolicy, send_upstream
 from sidecar.routing import Route, Router, Upstream
 from sidecar.tracecontext import format_traceparent, new_span_id, new_trace_id, parse_traceparent
+from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
 SMALL_BODY_BYTES = 256 * 1024
@@ -50,6 +55,7 @@ class Proxy:
         *,
         tracing: bool = False,
         capture_content: bool = False,
+        enrichment: Enrichment | None = None,
     ) -> None:
         self.config = config
         self.router = router
@@ -64,6 +70,8 @@ class Proxy:
         self._propagate = config.telemetry.propagate_traceparent and tracing
         self._encodings = decodable_encodings()
         self._rng = random.Random()
+        self.enrichment = enrichment if enrichment is not None else Enrichment(config)
+        self.retry_policy = RetryPolicy(config.retries) if config.retries.enabled else None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Forward one request; never raises for anything the upstream or the app does."""
@@ -113,44 +121,40 @@ class Proxy:
         info = protocol.classify(request.method, route.path, query, parse_json_body(body))
         record.request = info
         headers = upstream_request_headers(request.headers, self._encodings)
-        record.client_retry_count = _int_header(headers, "x-stainless-retry-count")
-        stream_filter: StreamFilter | None = None
-        if self._inject_usage and info.stream:
-            injected = protocol.inject_stream_usage(info, body)
-            if injected is not None:
-                body = injected
-                stream_filter = protocol.stream_filter()
-                record.stream_usage_injected = True
-                # The extra usage must be removed byte-exactly: keep the stream uncompressed.
-                headers["Accept-Encoding"] = "identity"
+        record.client_retry_count = int_header(headers, "x-stainless-retry-count")
+        idempotency_key = headers.get("Idempotency-Key")
+        if idempotency_key:
+            record.idempotency_key = hash_idempotency_key(idempotency_key)
+        body, injected = inject_fields(
+            protocol, record, body, self._inject_usage, self.enrichment.request_logprobs
+        )
+        if injected.any:
+            # What the sidecar added must be removed byte-exactly: keep it uncompressed.
+            headers["Accept-Encoding"] = "identity"
+        self.enrichment.prepare(record)
         if self.tracing:
             self._set_trace_context(headers, record)
         self.pipeline.started(record)
 
         session = self.sessions[route.upstream.name]
         url = route.upstream.url_for(route.path, query)
-        sent = time.perf_counter()
         try:
-            upstream_response = await session.request(
-                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            upstream_response = await send_upstream(
+                session, request.method, url, headers, body, record, self.retry_policy
             )
         except TimeoutError:
-            return self._upstream_failure(record, protocol, sent, 504, outcomes.TIMEOUT)
+            return self._upstream_failure(record, protocol, None, 504, outcomes.TIMEOUT)
         except (aiohttp.ClientError, OSError):
-            return self._upstream_failure(record, protocol, sent, 502, outcomes.CONNECTION_ERROR)
+            return self._upstream_failure(record, protocol, None, 502, outcomes.CONNECTION_ERROR)
         except asyncio.CancelledError:
-            self._finish(record, outcomes.CLIENT_CANCELLED, waited_since=sent)
+            self._finish(record, outcomes.CLIENT_CANCELLED)
             raise
-        now = time.perf_counter()
-        record.upstream_wait += now - sent
-        record.upstream_headers = now
+        record.upstream_headers = time.perf_counter()
         record.http_status = upstream_response.status
         if upstream_response.status >= 400:
             record.outcome = outcomes.UPSTREAM_ERROR
         try:
-            return await self._relay(
-                request, upstream_response, route.upstream, record, stream_filter
-            )
+            return await self._relay(request, upstream_response, route.upstream, record, injected)
         finally:
             upstream_response.release()
 
@@ -160,26 +164,33 @@ class Proxy:
         upstream_response: aiohttp.ClientResponse,
         upstream: Upstream,
         record: CallRecord,
-        stream_filter: StreamFilter | None,
+        injected: Injected,
     ) -> web.StreamResponse:
-        """Send the upstream's response to the app as it arrives, parsing it on the way."""
+        """Send the upstream's response to the app as it arrives, parsing it on the way.
+
+        A body with a small known length (or one carrying logprobs the sidecar must
+        remove) is read whole and answered with cost and confidence headers; streams and
+        large bodies are passed on chunk by chunk and get none (their cost and confidence
+        are known only once the app has them).
+        """
+        protocol = upstream.protocol
         up_headers = upstream_response.headers
         content_type = up_headers.get("Content-Type", "")
-        parser = upstream.protocol.response_parser(
+        parser = protocol.response_parser(
             record, content_type, up_headers.get("Content-Encoding", "")
         )
+        confidence_header = self.enrichment.confidence_header
+        if confidence_header is not None and confidence_header in up_headers:
+            record.reported_confidence = parse_confidence(up_headers[confidence_header])
         length = upstream_response.content_length
-        is_event_stream = content_type.startswith("text/event-stream")
-        if not is_event_stream:
-            # Only an event stream carries the usage the sidecar asked for (not an error body).
-            stream_filter = None
-        if (
-            stream_filter is None
-            and length is not None
-            and length <= SMALL_BODY_BYTES
-            and not is_event_stream
-        ):
-            return await self._relay_small(upstream_response, upstream.protocol, record, parser)
+        stream_filter: StreamFilter | None = None
+        if content_type.startswith("text/event-stream"):
+            if injected.any:
+                stream_filter = protocol.stream_filter(
+                    usage=injected.usage, logprobs=injected.logprobs
+                )
+        elif injected.logprobs or (length is not None and length <= SMALL_BODY_BYTES):
+            return await self._relay_whole(upstream_response, protocol, record, parser, injected)
 
         headers = downstream_response_headers(up_headers, keep_length=stream_filter is None)
         response = web.StreamResponse(
@@ -235,14 +246,15 @@ class Proxy:
             await response.write_eof()
         return response
 
-    async def _relay_small(
+    async def _relay_whole(
         self,
         upstream_response: aiohttp.ClientResponse,
         protocol: WireProtocol,
         record: CallRecord,
         parser: ResponseParser,
+        injected: Injected,
     ) -> web.StreamResponse:
-        """A small body with a known length: read it whole, answer with one write."""
+        """A whole body: read it, add cost and confidence headers, answer with one write."""
         waited = time.perf_counter()
         try:
             data = await upstream_response.read()
@@ -258,6 +270,10 @@ class Proxy:
         parser.feed(data, now)
         parser.finish()
         headers = downstream_response_headers(upstream_response.headers, keep_length=False)
+        if upstream_response.status < 400:
+            if injected.logprobs:
+                data = protocol.body_without_logprobs(data)
+            headers.extend(self.enrichment.response_headers(record))
         response = web.Response(
             status=upstream_response.status,
             reason=upstream_response.reason,
@@ -317,12 +333,13 @@ class Proxy:
         self,
         record: CallRecord,
         protocol: WireProtocol,
-        waited_since: float,
+        waited_since: float | None,
         status: int,
         outcome: str,
     ) -> web.Response:
         """The upstream could not be reached or did not answer in time: 502 or 504."""
-        record.upstream_wait += time.perf_counter() - waited_since
+        if waited_since is not None:
+            record.upstream_wait += time.perf_counter() - waited_since
         word = "timed out" if status == 504 else "could not be reached"
         message = f"model-sidecar: upstream {record.upstream!r} {word}"
         self._finish(record, outcome)
@@ -378,16 +395,6 @@ def _origin_path(raw_path: str) -> str:
         return "/" + raw_path
     slash = raw_path.find("/", scheme_end + 3)
     return raw_path[slash:] if slash >= 0 else "/"
-
-
-def _int_header(headers: CIMultiDict[str], name: str) -> int:
-    value = headers.get(name)
-    if value is None:
-        return 0
-    try:
-        return max(0, int(value))
-    except ValueError:
-        return 0
 
 
 def _is_client_side(exc: BaseException, request: web.BaseRequest) -> bool:

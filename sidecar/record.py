@@ -114,7 +114,6 @@ class CallRecord:
     # which get response headers; the `*_done` flags keep the pipeline from redoing it).
     cost_done: bool = False
     cost_usd: float | None = None
-    cost_unknown: bool = False
     confidence_done: bool = False
     confidence: float | None = None
     confidence_min: float | None = None
@@ -124,10 +123,10 @@ class CallRecord:
     variant: str = ""
     # Response content, kept only when the operator opted in to content capture, or
     # briefly (hashed, then dropped) for repeatability and the JSON confidence field:
-    # when `keep_output` is on, parsers join the output text into `output_text` and the
+    # when `keep_output` is true, parsers join the output text into `output_text` and the
     # first choice's tool calls (name, arguments) into `output_tool_calls`.
     capture_content: bool = False
-    keep_output: bool = False
+    output_for_enrichment: bool = False
     output_text: str | None = None
     output_tool_calls: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +144,11 @@ class CallRecord:
                 lowest = value if count == 0 or value < lowest else lowest
                 count += 1
         self.logprob_sum, self.logprob_count, self.logprob_min = total, count, lowest
+
+    @property
+    def keep_output(self) -> bool:
+        """Whether parsers should keep the output text and tool calls of the first choice."""
+        return self.capture_content or self.output_for_enrichment
 
     @property
     def client_retry(self) -> bool:

@@ -14,6 +14,7 @@ TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
 REQUESTS = "model_sidecar_requests_total"
 TOKENS = "model_sidecar_tokens_total"
 COST = "model_sidecar_cost_usd_total"
+COST_UNKNOWN = "model_sidecar_cost_unknown_total"
 RETRIES = "model_sidecar_retries_total"
 CONFIDENCE = "model_sidecar_confidence"
 LOW_CONFIDENCE = "model_sidecar_low_confidence_total"
@@ -57,6 +58,11 @@ class Histogram:
             lower_bound, lower_count = bound, cumulative
         return bounds[-1]
 
+    @property
+    def mean(self) -> float | None:
+        """The exact mean (sum / count), or None when nothing was observed."""
+        return self.total / self.count if self.count else None
+
 
 @dataclass
 class GroupStats:
@@ -65,10 +71,15 @@ class GroupStats:
     key: tuple[str, ...]
     calls: float = 0.0
     errors: float = 0.0
+    # Calls by `error_type`: the upstream status (e.g. "429") or the outcome word.
+    errors_by_type: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     duration: Histogram = field(default_factory=Histogram)
+    # Durations of successful calls only (error_type ""): errors are often fast.
+    ok_duration: Histogram = field(default_factory=Histogram)
     ttfc: Histogram = field(default_factory=Histogram)
     tokens: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     cost_usd: float = 0.0
+    cost_unknown: float = 0.0
     retries: float = 0.0
     confidence_count: float = 0.0
     low_confidence: float = 0.0
@@ -90,6 +101,11 @@ class GroupStats:
         return self.cost_usd / self.calls * 10_000 if self.calls and self.cost_usd else None
 
     @property
+    def cost_per_call(self) -> float | None:
+        """Mean spend per call in USD, or None when nothing was priced."""
+        return self.cost_usd / self.calls if self.calls and self.cost_usd else None
+
+    @property
     def output_tokens_per_second(self) -> float | None:
         """Output tokens per second of call time."""
         if not self.duration.total:
@@ -108,8 +124,13 @@ class GroupStats:
         return self.repeats.get("same", 0.0) / seen if seen else None
 
 
-def summarize(text: str, group_by: Sequence[str] = DEFAULT_GROUP) -> list[GroupStats]:
-    """Per-group statistics from a Prometheus text exposition, sorted by group key."""
+def summarize(
+    text: str, group_by: Sequence[str] = DEFAULT_GROUP, baseline: str | None = None
+) -> list[GroupStats]:
+    """Per-group statistics from a Prometheus text exposition, sorted by group key.
+
+    With `baseline` (an earlier exposition of the same sidecar), counts since then only.
+    """
     groups: dict[tuple[str, ...], GroupStats] = {}
 
     def group(labels: dict[str, str]) -> GroupStats:
@@ -118,24 +139,33 @@ def summarize(text: str, group_by: Sequence[str] = DEFAULT_GROUP) -> list[GroupS
             groups[key] = GroupStats(key)
         return groups[key]
 
+    earlier = _sample_values(baseline) if baseline else {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            name, labels, value = sample.name, sample.labels, sample.value
+            name, labels = sample.name, sample.labels
+            value = sample.value - earlier.get(_sample_key(name, labels), 0.0)
             if name == REQUESTS:
                 stats = group(labels)
                 stats.calls += value
                 if labels.get("outcome") != "ok":
                     stats.errors += value
+                    stats.errors_by_type[_error_type(labels)] += value
             elif name == DURATION + "_bucket":
                 group(labels).duration.add(float(labels["le"]), value)
-            elif name == DURATION + "_sum":
-                group(labels).duration.total += value
+                if not labels.get("error_type"):
+                    group(labels).ok_duration.add(float(labels["le"]), value)
+            elif name in (DURATION + "_sum", DURATION + "_count"):
+                _add_total(
+                    group(labels), name.endswith("_sum"), not labels.get("error_type"), value
+                )
             elif name == TTFC + "_bucket":
                 group(labels).ttfc.add(float(labels["le"]), value)
             elif name == TOKENS:
                 group(labels).tokens[labels.get("gen_ai_token_type", "")] += value
             elif name == COST:
                 group(labels).cost_usd += value
+            elif name == COST_UNKNOWN:
+                group(labels).cost_unknown += value
             elif name == RETRIES:
                 group(labels).retries += value
             elif name == CONFIDENCE + "_count":
@@ -145,6 +175,33 @@ def summarize(text: str, group_by: Sequence[str] = DEFAULT_GROUP) -> list[GroupS
             elif name == REPEATS:
                 group(labels).repeats[labels.get("result", "")] += value
     return [groups[key] for key in sorted(groups) if groups[key].calls]
+
+
+def _sample_key(name: str, labels: dict[str, str]) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
+def _sample_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        _sample_key(sample.name, sample.labels): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _error_type(labels: dict[str, str]) -> str:
+    outcome = labels.get("outcome", "")
+    if outcome == "upstream_error":
+        return labels.get("http_status_code") or outcome
+    return outcome
+
+
+def _add_total(stats: GroupStats, is_sum: bool, ok: bool, value: float) -> None:
+    for histogram in (stats.duration, stats.ok_duration) if ok else (stats.duration,):
+        if is_sum:
+            histogram.total += value
+        else:
+            histogram.count += value
 
 
 def _ms(seconds: float | None) -> str:

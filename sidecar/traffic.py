@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 PLACEHOLDER_KEY = "sk-demo-not-a-real-key"
+PROTOCOLS = ("openai", "anthropic", "gemini")
+# Anthropic requires max_tokens; used when a call does not set one.
+ANTHROPIC_DEFAULT_MAX_TOKENS = 256
 
 PROMPTS = (
     "Summarise the incident report in two sentences.",
@@ -24,21 +27,184 @@ PROMPTS = (
 
 @dataclass(frozen=True)
 class ModelTarget:
-    """A model to call and the wire protocol to call it with."""
+    """A model to call, the wire protocol to call it with, and the sidecar path it lives under."""
 
     protocol: str  # openai, anthropic or gemini
     model: str
     weight: float = 1.0
+    # A named upstream's path prefix on the sidecar (e.g. "/vllm"); "" for the protocol's own.
+    path_prefix: str = ""
 
     @classmethod
     def parse(cls, text: str) -> ModelTarget:
         """`openai:gpt-4o-mini` → ModelTarget('openai', 'gpt-4o-mini')."""
         protocol, sep, model = text.partition(":")
-        if not sep or protocol not in ("openai", "anthropic", "gemini") or not model:
+        if not sep or protocol not in PROTOCOLS or not model:
             raise ValueError(
                 f"expected PROTOCOL:MODEL with openai, anthropic or gemini, got {text!r}"
             )
         return cls(protocol, model)
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One call to make: which model, what messages, and with which options."""
+
+    target: ModelTarget
+    messages: tuple[Mapping[str, str], ...]  # {"role": system|user|assistant, "content": ...}
+    stream: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+    logprobs: bool = False
+
+    @classmethod
+    def user(cls, target: ModelTarget, prompt: str, **options: Any) -> CallSpec:
+        """A call with one user message."""
+        return cls(target, ({"role": "user", "content": prompt},), **options)
+
+
+@dataclass
+class SDKCaller:
+    """Sends CallSpecs through one sidecar base URL with the official SDKs (Gemini over HTTP).
+
+    Clients are made per protocol, path prefix and API key on first use and reused.
+    """
+
+    base_url: str
+    max_retries: int = 2
+    headers: Mapping[str, str] = field(default_factory=dict)
+    _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
+    _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    @staticmethod
+    def errors() -> tuple[type[BaseException], ...]:
+        """The exceptions a failed call raises (provider errors, HTTP and timeout errors)."""
+        import anthropic
+        import openai
+
+        return (openai.APIError, anthropic.APIError, aiohttp.ClientError, asyncio.TimeoutError)
+
+    async def send(self, spec: CallSpec, api_key: str = PLACEHOLDER_KEY) -> None:
+        """Make the call, reading a stream to its end; raises one of `errors()` on failure."""
+        protocol = spec.target.protocol
+        if protocol == "openai":
+            await self._call_openai(spec, api_key)
+        elif protocol == "anthropic":
+            await self._call_anthropic(spec, api_key)
+        else:
+            await self._call_gemini(spec, api_key)
+
+    def prepare(self, target: ModelTarget, api_key: str = PLACEHOLDER_KEY) -> None:
+        """Make the client for `target` now (SDK imports take seconds and block the loop)."""
+        if target.protocol == "gemini":
+            if self._http is None:
+                self._http = aiohttp.ClientSession()
+        else:
+            self._client(target, api_key)
+
+    async def close(self) -> None:
+        """Close every SDK client and the HTTP session."""
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        if self._http is not None:
+            await self._http.close()
+
+    def _client(self, target: ModelTarget, api_key: str) -> Any:
+        key = (target.protocol, target.path_prefix, api_key)
+        if key not in self._clients:
+            base = self.base_url + target.path_prefix
+            options: dict[str, Any] = {
+                "api_key": api_key,
+                "max_retries": self.max_retries,
+                "default_headers": dict(self.headers),
+            }
+            if target.protocol == "openai":
+                import openai
+
+                self._clients[key] = openai.AsyncOpenAI(base_url=f"{base}/v1", **options)
+            else:
+                import anthropic
+
+                self._clients[key] = anthropic.AsyncAnthropic(base_url=base, **options)
+        return self._clients[key]
+
+    async def _call_openai(self, spec: CallSpec, api_key: str) -> None:
+        options: dict[str, Any] = {}
+        if spec.temperature is not None:
+            options["temperature"] = spec.temperature
+        if spec.max_tokens is not None:
+            options["max_completion_tokens"] = spec.max_tokens
+        if spec.logprobs:
+            options["logprobs"] = True
+        create = self._client(spec.target, api_key).chat.completions.create
+        messages = [dict(message) for message in spec.messages]
+        if spec.stream:
+            response = await create(
+                model=spec.target.model, messages=messages, stream=True, **options
+            )
+            async for _ in response:
+                pass
+        else:
+            await create(model=spec.target.model, messages=messages, **options)
+
+    async def _call_anthropic(self, spec: CallSpec, api_key: str) -> None:
+        options: dict[str, Any] = {}
+        if spec.temperature is not None:  # anthropic 2.x has no `temperature` argument
+            options["extra_body"] = {"temperature": spec.temperature}
+        system = [m["content"] for m in spec.messages if m["role"] == "system"]
+        if system:
+            options["system"] = "\n\n".join(system)
+        messages = [dict(m) for m in spec.messages if m["role"] != "system"]
+        max_tokens = spec.max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS
+        create = self._client(spec.target, api_key).messages.create
+        if spec.stream:
+            events = await create(
+                model=spec.target.model,
+                max_tokens=max_tokens,
+                messages=messages,
+                stream=True,
+                **options,
+            )
+            async for _ in events:
+                pass
+        else:
+            await create(
+                model=spec.target.model, max_tokens=max_tokens, messages=messages, **options
+            )
+
+    async def _call_gemini(self, spec: CallSpec, api_key: str) -> None:
+        body: dict[str, Any] = {
+            "contents": [
+                {
+                    "role": "model" if m["role"] == "assistant" else "user",
+                    "parts": [{"text": m["content"]}],
+                }
+                for m in spec.messages
+                if m["role"] != "system"
+            ]
+        }
+        system = [{"text": m["content"]} for m in spec.messages if m["role"] == "system"]
+        if system:
+            body["systemInstruction"] = {"parts": system}
+        generation: dict[str, Any] = {}
+        if spec.temperature is not None:
+            generation["temperature"] = spec.temperature
+        if spec.max_tokens is not None:
+            generation["maxOutputTokens"] = spec.max_tokens
+        if generation:
+            body["generationConfig"] = generation
+        method = "streamGenerateContent?alt=sse" if spec.stream else "generateContent"
+        url = f"{self.base_url}{spec.target.path_prefix}/v1beta/models/{spec.target.model}:{method}"
+        headers = {"x-goog-api-key": api_key, **self.headers}
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        async with self._http.post(url, json=body, headers=headers) as response:
+            text = await response.text()
+            if response.status >= 400:
+                raise aiohttp.ClientResponseError(
+                    response.request_info, (), status=response.status, message=text[:300]
+                )
 
 
 @dataclass
@@ -63,35 +229,14 @@ class TrafficGenerator:
         max_retries: int = 2,
         headers: dict[str, str] | None = None,
     ) -> None:
-        import anthropic
-        import openai
-
         self.base_url = base_url
         self.targets = list(targets)
         self.rng = rng
         self.stats = TrafficStats()
         self._weights = [t.weight for t in self.targets]
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._headers = headers or {}
-        self._openai = openai.AsyncOpenAI(
-            base_url=f"{base_url}/v1",
-            api_key=PLACEHOLDER_KEY,
-            max_retries=max_retries,
-            default_headers=self._headers,
-        )
-        self._anthropic = anthropic.AsyncAnthropic(
-            base_url=base_url,
-            api_key=PLACEHOLDER_KEY,
-            max_retries=max_retries,
-            default_headers=self._headers,
-        )
-        self._http = aiohttp.ClientSession()
-        self._errors: tuple[type[BaseException], ...] = (
-            openai.APIError,
-            anthropic.APIError,
-            aiohttp.ClientError,
-            asyncio.TimeoutError,
-        )
+        self._caller = SDKCaller(base_url, max_retries=max_retries, headers=headers or {})
+        self._errors = SDKCaller.errors()
 
     async def run(self, duration: float, rps: float) -> TrafficStats:
         """Send calls at `rps` (open loop) for `duration` seconds, then wait for the last ones."""
@@ -117,9 +262,7 @@ class TrafficGenerator:
 
     async def close(self) -> None:
         """Close the SDK clients and the HTTP session."""
-        await self._openai.close()
-        await self._anthropic.close()
-        await self._http.close()
+        await self._caller.close()
 
     async def _one_call(self) -> None:
         async with self._slots:
@@ -128,53 +271,16 @@ class TrafficGenerator:
             # A small prompt set at temperature 0 makes repeats, so repeatability shows.
             deterministic = self.rng.random() < 0.4
             prompt = self.rng.choice(PROMPTS)
+            logprobs = target.protocol == "openai" and self.rng.random() < 0.5
+            spec = CallSpec.user(
+                target,
+                prompt,
+                stream=stream,
+                temperature=0 if deterministic else None,
+                logprobs=logprobs,
+            )
             self.stats.sent += 1
             try:
-                if target.protocol == "openai":
-                    await self._call_openai(target.model, prompt, stream, deterministic)
-                elif target.protocol == "anthropic":
-                    await self._call_anthropic(target.model, prompt, stream, deterministic)
-                else:
-                    await self._call_gemini(target.model, prompt, stream, deterministic)
+                await self._caller.send(spec)
             except self._errors:
                 self.stats.failed += 1
-
-    async def _call_openai(self, model: str, prompt: str, stream: bool, zero: bool) -> None:
-        options: dict[str, Any] = {"temperature": 0} if zero else {}
-        if self.rng.random() < 0.5:
-            options["logprobs"] = True
-        messages: Any = [{"role": "user", "content": prompt}]
-        if stream:
-            response = await self._openai.chat.completions.create(
-                model=model, messages=messages, stream=True, **options
-            )
-            async for _ in response:
-                pass
-        else:
-            await self._openai.chat.completions.create(model=model, messages=messages, **options)
-
-    async def _call_anthropic(self, model: str, prompt: str, stream: bool, zero: bool) -> None:
-        options: dict[str, Any] = {"temperature": 0} if zero else {}
-        messages: Any = [{"role": "user", "content": prompt}]
-        if stream:
-            events = await self._anthropic.messages.create(
-                model=model, max_tokens=256, messages=messages, stream=True, **options
-            )
-            async for _ in events:
-                pass
-        else:
-            await self._anthropic.messages.create(
-                model=model, max_tokens=256, messages=messages, **options
-            )
-
-    async def _call_gemini(self, model: str, prompt: str, stream: bool, zero: bool) -> None:
-        body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
-        if zero:
-            body["generationConfig"] = {"temperature": 0}
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        url = f"{self.base_url}/v1beta/models/{model}:{method}"
-        headers = {"x-goog-api-key": PLACEHOLDER_KEY, **self._headers}
-        async with self._http.post(url, json=body, headers=headers) as response:
-            await response.read()
-            if response.status >= 400:
-                raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)

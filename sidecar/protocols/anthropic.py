@@ -114,8 +114,14 @@ class MessagesBodyParser(BodyParser):
         if reason is not None:
             record.finish_reasons = [reason]
         apply_messages_usage(record, body.get("usage"))
-        if record.capture_content:
-            record.output_text = _message_text(body.get("content"))
+        if record.keep_output:
+            content = body.get("content")
+            record.output_text = _message_text(content)
+            record.output_tool_calls = [
+                f"{block.get('name')}\0{orjson.dumps(block.get('input')).decode()}"
+                for block in (content if isinstance(content, list) else ())
+                if isinstance(block, dict) and block.get("type") == "tool_use"
+            ]
 
 
 class MessagesStreamParser(StreamParser):
@@ -129,7 +135,8 @@ class MessagesStreamParser(StreamParser):
         super().__init__(record, content_encoding)
         self._stopped = False
         self._usage: dict[str, Any] = {}
-        self._text: list[str] | None = [] if record.capture_content else None
+        self._text: list[str] | None = [] if record.keep_output else None
+        self._tools: list[list[str]] = []
 
     @property
     def complete(self) -> bool:
@@ -143,6 +150,13 @@ class MessagesStreamParser(StreamParser):
                 delta = dig(parse_json_body(data), "delta")
                 if dig(delta, "type") == "text_delta" and isinstance(dig(delta, "text"), str):
                     self._text.append(delta["text"])
+                partial = dig(delta, "partial_json")
+                if self._tools and isinstance(partial, str):
+                    self._tools[-1][1] += partial
+        elif kind == b"content_block_start" and self._text is not None:
+            block = dig(parse_json_body(data), "content_block")
+            if dig(block, "type") == "tool_use":
+                self._tools.append([str(dig(block, "name")), ""])
         elif kind == b"message_start":
             message = dig(parse_json_body(data), "message")
             record = self.record
@@ -173,3 +187,6 @@ class MessagesStreamParser(StreamParser):
     def finish(self) -> None:
         if self._text is not None:
             self.record.output_text = "".join(self._text)
+            self.record.output_tool_calls = [
+                f"{name}\0{arguments}" for name, arguments in self._tools
+            ]

@@ -226,9 +226,17 @@ class WireProtocol(ABC):
         """A body asking upstream to report usage on a stream, or None when not needed."""
         return None
 
-    def stream_filter(self) -> StreamFilter | None:
-        """A filter that removes what `inject_stream_usage` added from the app's stream."""
+    def inject_logprobs(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+        """A body also asking upstream for token logprobs, or None when not possible."""
         return None
+
+    def stream_filter(self, *, usage: bool = True, logprobs: bool = False) -> StreamFilter | None:
+        """A filter that removes what the sidecar injected (usage, logprobs) from a stream."""
+        return None
+
+    def body_without_logprobs(self, body: bytes) -> bytes:
+        """A whole response body without the logprobs `inject_logprobs` asked for."""
+        return body
 
 
 class StreamFilter(ABC):

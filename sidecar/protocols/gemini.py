@@ -117,6 +117,7 @@ def _read_generation_config(info: RequestInfo, body: dict[str, Any]) -> None:
     info.max_tokens = as_int(field("maxOutputTokens", "max_output_tokens"))
     info.seed = as_int(field("seed", "seed"))
     info.choice_count = as_int(field("candidateCount", "candidate_count"))
+    info.logprobs = field("responseLogprobs", "response_logprobs") is True
 
 
 def gemini_error_type(body: Any) -> str | None:
@@ -154,7 +155,7 @@ class GenerateContentReader:
         self.record = record
         self.reasons = FinishReasons(record)
         self.blocked = False
-        self.text: list[str] | None = [] if record.capture_content else None
+        self.text: list[str] | None = [] if record.keep_output else None
 
     def read(self, response: Any) -> None:
         """Take one decoded response object (a stream event or a body)."""
@@ -177,17 +178,27 @@ class GenerateContentReader:
 
     def _read_candidate(self, candidate: dict[str, Any]) -> None:
         self.reasons.add(candidate.get("index"), candidate.get("finishReason"))
-        if self.text is None or as_int(candidate.get("index")) not in (0, None):
+        if as_int(candidate.get("index")) not in (0, None):
             return
+        record = self.record
+        if record.request.logprobs:
+            chosen = dig(candidate, "logprobsResult", "chosenCandidates")
+            if isinstance(chosen, list):
+                record.add_logprobs(
+                    entry.get("logProbability") for entry in chosen if isinstance(entry, dict)
+                )
         parts = dig(candidate, "content", "parts")
-        if isinstance(parts, list):
-            self.text.extend(
-                part["text"]
-                for part in parts
-                if isinstance(part, dict)
-                and isinstance(part.get("text"), str)
-                and not part.get("thought")
-            )
+        if self.text is None or not isinstance(parts, list):
+            return
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str) and not part.get("thought"):
+                self.text.append(part["text"])
+            call = part.get("functionCall")
+            if isinstance(call, dict):
+                arguments = orjson.dumps(call.get("args"), option=orjson.OPT_SORT_KEYS).decode()
+                record.output_tool_calls.append(f"{call.get('name')}\0{arguments}")
 
     @property
     def finished(self) -> bool:
@@ -254,7 +265,12 @@ class GeminiStreamParser(StreamParser):
             self.mark_chunk(now)
         if _USAGE in data:
             self._pending_usage = data
-        decode = self._first or self._reader.text is not None or _FACTS.search(data) is not None
+        decode = (
+            self._first
+            or self._reader.text is not None
+            or self.record.request.logprobs
+            or _FACTS.search(data) is not None
+        )
         if not decode:
             return
         self._first = False

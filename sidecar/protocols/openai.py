@@ -13,10 +13,11 @@ from sidecar.protocols.base import (
     StreamFilter,
     WireProtocol,
     is_event_stream,
+    parse_json_body,
     read_request_params,
 )
 from sidecar.protocols.openai_chat import ChatBodyParser, ChatStreamParser, openai_error_type
-from sidecar.protocols.openai_filter import UsageChunkFilter
+from sidecar.protocols.openai_filter import InjectedFieldsFilter, without_logprobs
 from sidecar.protocols.openai_responses import ResponsesBodyParser, ResponsesStreamParser
 from sidecar.record import CallRecord, RequestInfo
 
@@ -58,6 +59,7 @@ class OpenAIProtocol(WireProtocol):
         info = RequestInfo(body=body)
         if isinstance(body, dict):
             read_request_params(info, body)
+            info.logprobs = _asks_for_logprobs(body)
         endpoint = openai_endpoint(path)
         if endpoint is not None and method.upper() == "POST":
             info.operation = _OPERATIONS[endpoint]
@@ -111,8 +113,37 @@ class OpenAIProtocol(WireProtocol):
         except TypeError:
             return None
 
-    def stream_filter(self) -> StreamFilter:
-        return UsageChunkFilter()
+    def inject_logprobs(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+        """Ask a chat completion for logprobs the app did not ask for (None: not possible)."""
+        body = info.body
+        if info.logprobs or info.operation != "chat" or not isinstance(body, dict):
+            return None
+        if "messages" not in body or body.get("top_logprobs") not in (None, 0):
+            return None
+        if "logprobs" not in body:
+            end = raw_body.rfind(b"}")
+            if end < 0:
+                return None
+            return raw_body[:end] + b',"logprobs":true' + raw_body[end:]
+        current = parse_json_body(raw_body)  # may already carry injected stream_options
+        if not isinstance(current, dict):
+            return None
+        return orjson.dumps({**current, "logprobs": True})
+
+    def stream_filter(self, *, usage: bool = True, logprobs: bool = False) -> StreamFilter:
+        return InjectedFieldsFilter(usage=usage, logprobs=logprobs)
+
+    def body_without_logprobs(self, body: bytes) -> bytes:
+        return without_logprobs(body)
+
+
+def _asks_for_logprobs(body: dict[str, Any]) -> bool:
+    """Whether a chat, completions or Responses request asks for token logprobs."""
+    logprobs = body.get("logprobs")
+    if logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool)):
+        return True  # chat: true; legacy completions: an int (0 included)
+    include = body.get("include")
+    return isinstance(include, list) and "message.output_text.logprobs" in include
 
 
 def openai_endpoint(path: str) -> str | None:

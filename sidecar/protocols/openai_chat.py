@@ -33,6 +33,8 @@ _OUTPUT = re.compile(
 )
 # Chunks worth decoding after the first: a finish reason, usage, or an error.
 _FACTS = re.compile(rb'"finish_reason"\s*:\s*"|"usage"\s*:\s*\{|"error"\s*:')
+# Chunks to decode when the request asked for logprobs.
+_LOGPROBS = re.compile(rb'"logprobs"\s*:\s*\{')
 # How many leading chunks to decode while looking for the response id and model
 # (Azure's first chunk carries only prompt filter results, with both empty).
 _ID_PROBES = 3
@@ -73,6 +75,39 @@ def apply_chat_usage(record: CallRecord, usage: Any) -> None:
     record.reasoning_tokens = as_int(dig(usage, "completion_tokens_details", "reasoning_tokens"))
 
 
+def choice_logprobs(choice: dict[str, Any]) -> list[Any]:
+    """Token logprobs of a chat choice (`logprobs.content`) or a completion choice
+    (`logprobs.token_logprobs`); [] when there are none."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return []
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        return [entry.get("logprob") for entry in content if isinstance(entry, dict)]
+    tokens = logprobs.get("token_logprobs")
+    return tokens if isinstance(tokens, list) else []
+
+
+def _tool_call_parts(calls: Any) -> list[tuple[int, str, str]]:
+    """(index, name piece, arguments piece) of each (delta or whole) tool call in `calls`."""
+    parts = []
+    if isinstance(calls, list):
+        for position, call in enumerate(calls):
+            function = dig(call, "function")
+            if not isinstance(function, dict):
+                continue
+            name = function.get("name")
+            arguments = function.get("arguments")
+            parts.append(
+                (
+                    as_int(dig(call, "index")) or position,
+                    name if isinstance(name, str) else "",
+                    arguments if isinstance(arguments, str) else "",
+                )
+            )
+    return parts
+
+
 def _choice_text(choice: dict[str, Any], *keys: str) -> str | None:
     """The first choice's text at `keys` (None for other choices or non-text)."""
     if as_int(choice.get("index")) not in (0, None):
@@ -97,9 +132,19 @@ class ChatBodyParser(BodyParser):
                 if not isinstance(choice, dict):
                     continue
                 reasons.add(choice.get("index", position), choice.get("finish_reason"))
-                if record.capture_content and record.output_text is None:
+                if as_int(choice.get("index", position)) != 0:
+                    continue
+                if record.request.logprobs:
+                    record.add_logprobs(choice_logprobs(choice))
+                if record.keep_output and record.output_text is None:
                     text = _choice_text(choice, "message", "content")
                     record.output_text = text if text is not None else _choice_text(choice, "text")
+                    record.output_tool_calls = [
+                        f"{name}\0{arguments}"
+                        for _, name, arguments in _tool_call_parts(
+                            dig(choice, "message", "tool_calls")
+                        )
+                    ]
         apply_chat_usage(record, body.get("usage"))
 
     def on_oversized(self, head: bytes, tail: bytes) -> None:
@@ -128,7 +173,9 @@ class ChatStreamParser(StreamParser):
         self._reasons = FinishReasons(record)
         self._done = False
         self._probes = _ID_PROBES
-        self._text: list[str] | None = [] if record.capture_content else None
+        self._text: list[str] | None = [] if record.keep_output else None
+        self._tools: dict[int, list[str]] = {}
+        self._logprobs = record.request.logprobs
 
     @property
     def complete(self) -> bool:
@@ -141,7 +188,12 @@ class ChatStreamParser(StreamParser):
             return
         if _OUTPUT.search(data) is not None:
             self.mark_chunk(now)
-        if self._probes <= 0 and self._text is None and _FACTS.search(data) is None:
+        if (
+            self._probes <= 0
+            and self._text is None
+            and _FACTS.search(data) is None
+            and not (self._logprobs and _LOGPROBS.search(data) is not None)
+        ):
             return
         try:
             chunk = orjson.loads(data)
@@ -167,13 +219,27 @@ class ChatStreamParser(StreamParser):
                 if not isinstance(choice, dict):
                     continue
                 self._reasons.add(choice.get("index"), choice.get("finish_reason"))
+                if as_int(choice.get("index")) not in (0, None):
+                    continue
+                if self._logprobs:
+                    record.add_logprobs(choice_logprobs(choice))
                 if self._text is not None:
                     text = _choice_text(choice, "delta", "content")
                     text = text if text is not None else _choice_text(choice, "text")
                     if text:
                         self._text.append(text)
+                    for index, name, arguments in _tool_call_parts(
+                        dig(choice, "delta", "tool_calls")
+                    ):
+                        self._tools.setdefault(index, ["", ""])
+                        self._tools[index][0] += name
+                        self._tools[index][1] += arguments
         apply_chat_usage(record, chunk.get("usage"))
 
     def finish(self) -> None:
         if self._text is not None:
             self.record.output_text = "".join(self._text)
+            self.record.output_tool_calls = [
+                f"{name}\0{arguments}"
+                for name, arguments in (self._tools[index] for index in sorted(self._tools))
+            ]

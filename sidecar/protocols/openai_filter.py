@@ -1,8 +1,10 @@
-"""Removes what `stream_options.include_usage` adds to an OpenAI stream, byte-exactly.
+"""Removes what the sidecar asked an OpenAI upstream for from the app's response, byte-exactly.
 
-With usage on, OpenAI adds `"usage":null` to every chunk and sends one more chunk with
-`"choices":[]` and the usage before `[DONE]`. The app that did not ask for usage gets
-its stream without both; every other byte passes unchanged.
+With usage on (`stream_options.include_usage`), OpenAI adds `"usage":null` to every chunk
+and sends one more chunk with `"choices":[]` and the usage before `[DONE]`. With logprobs
+on (`confidence.request_logprobs`), each choice carries `"logprobs":{...}` where it would
+otherwise carry `"logprobs":null`. The app that asked for neither gets its response
+without them; every other byte passes unchanged.
 """
 
 from __future__ import annotations
@@ -16,28 +18,66 @@ _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?\s*')
 _USAGE_OBJECT = re.compile(rb'(,\s*)?"usage"\s*:\s*\{')
 _TRAILING_COMMA = re.compile(rb"\s*,\s*")
 _NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_LOGPROBS_OBJECT = re.compile(rb'"logprobs"\s*:\s*\{')
 
 
-class UsageChunkFilter(StreamFilter):
-    """Passes complete SSE events on, minus the usage the sidecar asked for."""
+class InjectedFieldsFilter(StreamFilter):
+    """Passes complete SSE events on, minus the usage and/or logprobs the sidecar asked for."""
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "_logprobs", "_usage")
 
-    def __init__(self) -> None:
+    def __init__(self, *, usage: bool = True, logprobs: bool = False) -> None:
         self._held = b""
+        self._usage = usage
+        self._logprobs = logprobs
 
     def feed(self, data: bytes) -> bytes:
         buffer = self._held + data if self._held else data
         end = _last_event_end(buffer)
         if end == len(buffer):
             self._held = b""
-            return _without_usage(buffer)
+            return self._clean(buffer)
         self._held = buffer[end:]
-        return _without_usage(buffer[:end]) if end else b""
+        return self._clean(buffer[:end]) if end else b""
 
     def flush(self) -> bytes:
         held, self._held = self._held, b""
-        return _without_usage(held)
+        return self._clean(held)
+
+    def _clean(self, events: bytes) -> bytes:
+        if self._logprobs:
+            events = without_logprobs(events)
+        return _without_usage(events) if self._usage else events
+
+
+class UsageChunkFilter(InjectedFieldsFilter):
+    """Removes only the injected usage (the filter for `telemetry.inject_stream_usage`)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(usage=True, logprobs=False)
+
+
+def without_logprobs(data: bytes) -> bytes:
+    """`data` (events or a whole JSON body) with every `"logprobs":{...}` made `"logprobs":null`."""
+    if b'"logprobs"' not in data:
+        return data
+    parts: list[bytes] = []
+    start = 0
+    position = 0
+    while (found := _LOGPROBS_OBJECT.search(data, position)) is not None:
+        opening = found.end() - 1
+        end = json_object_end(data, opening)
+        if end < 0:
+            break
+        parts.append(data[start:opening])
+        parts.append(b"null")
+        start = position = end
+    if not parts:
+        return data
+    parts.append(data[start:])
+    return b"".join(parts)
 
 
 def _last_event_end(buffer: bytes) -> int:

@@ -76,12 +76,32 @@ def response_output_text(response: Any) -> str | None:
     return "".join(parts)
 
 
+def response_logprobs(response: Any) -> list[Any]:
+    """Token logprobs of the `output_text` parts of a Responses API object's first message."""
+    output = dig(response, "output")
+    if not isinstance(output, list):
+        return []
+    for item in output:
+        content = dig(item, "content") if dig(item, "type") == "message" else None
+        if isinstance(content, list):
+            return [
+                entry.get("logprob")
+                for part in content
+                if dig(part, "type") == "output_text" and isinstance(dig(part, "logprobs"), list)
+                for entry in part["logprobs"]
+                if isinstance(entry, dict)
+            ]
+    return []
+
+
 class ResponsesBodyParser(BodyParser):
     """A whole Responses API object."""
 
     def on_json(self, body: Any) -> None:
         read_response(self.record, body)
-        if self.record.capture_content:
+        if self.record.request.logprobs:
+            self.record.add_logprobs(response_logprobs(body))
+        if self.record.keep_output:
             self.record.output_text = response_output_text(body)
 
 
@@ -95,7 +115,7 @@ class ResponsesStreamParser(StreamParser):
     def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
         super().__init__(record, content_encoding)
         self._terminal = False
-        self._text: list[str] | None = [] if record.capture_content else None
+        self._text: list[str] | None = [] if record.keep_output else None
 
     @property
     def complete(self) -> bool:
@@ -105,10 +125,17 @@ class ResponsesStreamParser(StreamParser):
         kind = event_type(event, data)
         if kind.endswith(b".delta"):
             self.mark_chunk(now)
-            if self._text is not None and kind == b"response.output_text.delta":
-                delta = dig(parse_json_body(data), "delta")
-                if isinstance(delta, str):
+            wanted = self._text is not None or self.record.request.logprobs
+            if wanted and kind == b"response.output_text.delta":
+                event = parse_json_body(data)
+                delta = dig(event, "delta")
+                if self._text is not None and isinstance(delta, str):
                     self._text.append(delta)
+                logprobs = dig(event, "logprobs")
+                if self.record.request.logprobs and isinstance(logprobs, list):
+                    self.record.add_logprobs(
+                        entry.get("logprob") for entry in logprobs if isinstance(entry, dict)
+                    )
         elif kind in _TERMINAL_EVENTS:
             self._terminal = True
             read_response(self.record, dig(parse_json_body(data), "response"))

@@ -68,6 +68,9 @@ LABELS = {
     "`cache_creation`, `reasoning`",
     "source": "`client` (calls the app's SDK sent as a retry), `sidecar` (the sidecar's own "
     "retry attempts)",
+    "reason": "empty for client retries; for sidecar retries the failed attempt's upstream "
+    "status (e.g. `503`) or `connection_error`",
+    "result": "`same` (a repeated deterministic request got its earlier output), `different`",
     "sink": "`pipeline` (finished calls dropped before any sink saw them), or a sink's name",
     "label": "`gen_ai_request_model`, `gen_ai_response_model`",
 }
@@ -146,14 +149,27 @@ COST_UNKNOWN = MetricDef(
 )  # fmt: skip
 RETRIES = MetricDef(
     "model_sidecar_retries_total", COUNTER, "{retry}",
-    "Retries: source=client counts calls the app's SDK marked as a retry "
-    "(x-stainless-retry-count > 0); source=sidecar counts the sidecar's own extra attempts.",
-    (*COMMON_LABELS, "source"),
+    "Retries: source=client counts calls the app sent as a retry (x-stainless-retry-count > 0, "
+    "or an Idempotency-Key seen within the window); source=sidecar counts the sidecar's own "
+    "extra attempts, by the reason the previous attempt failed.",
+    (*COMMON_LABELS, "source", "reason"),
 )  # fmt: skip
 CONFIDENCE = MetricDef(
     "model_sidecar_confidence", HISTOGRAM, "1",
-    "Confidence of the first choice (0 to 1, from token log-probabilities) when it was measured.",
+    "Confidence of the first choice (0 to 1) when it was measured: exp(mean token logprob), "
+    "or the configured JSON output field or upstream header.",
     COMMON_LABELS, CONFIDENCE_BUCKETS,
+)  # fmt: skip
+LOW_CONFIDENCE = MetricDef(
+    "model_sidecar_low_confidence_total", COUNTER, "{call}",
+    "Calls whose confidence was below confidence.threshold.",
+    COMMON_LABELS,
+)  # fmt: skip
+REPEAT_OUTPUTS = MetricDef(
+    "model_sidecar_repeat_outputs_total", COUNTER, "{call}",
+    "Repeats of a remembered temperature-0 or fixed-seed request, by whether the output "
+    "(text and tool calls) matched the earlier one.",
+    (*COMMON_LABELS, "result"),
 )  # fmt: skip
 OVERHEAD = MetricDef(
     "model_sidecar_overhead_seconds", HISTOGRAM, "s",
@@ -190,6 +206,8 @@ METRICS = (
     COST_UNKNOWN,
     RETRIES,
     CONFIDENCE,
+    LOW_CONFIDENCE,
+    REPEAT_OUTPUTS,
     OVERHEAD,
     IN_FLIGHT,
     TELEMETRY_DROPPED,
@@ -355,16 +373,20 @@ class PrometheusSink:
             if token_type in ("input", "output"):
                 series.child(TOKEN_USAGE.name, token_type).observe(count)
 
-        if record.client_retry_count > 0:
-            series.child(RETRIES.name, "client").inc()
-        if record.sidecar_retries > 0:
-            series.child(RETRIES.name, "sidecar").inc(record.sidecar_retries)
+        if record.client_retry:
+            series.child(RETRIES.name, "client", "").inc()
+        for attempt in record.retry_attempts:
+            series.child(RETRIES.name, "sidecar", attempt.reason).inc()
         if record.confidence is not None:
             series.child(CONFIDENCE.name).observe(record.confidence)
+            if record.low_confidence:
+                series.child(LOW_CONFIDENCE.name).inc()
         if record.cost_usd is not None:
             series.child(COST.name).inc(max(0.0, record.cost_usd))
         elif record.input_tokens is not None or record.output_tokens is not None:
             series.child(COST_UNKNOWN.name).inc()
+        if record.repeat_result is not None:
+            series.child(REPEAT_OUTPUTS.name, record.repeat_result).inc()
 
     def dropped(self, record: CallRecord) -> None:
         """Count a finished call the pipeline dropped, and end its in-flight count."""

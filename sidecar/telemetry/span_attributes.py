@@ -50,13 +50,35 @@ def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
         ("model_sidecar.outcome", record.outcome),
         ("model_sidecar.cost_usd", record.cost_usd),
         ("model_sidecar.confidence", record.confidence),
+        ("model_sidecar.confidence_min", record.confidence_min),
+        ("model_sidecar.low_confidence", record.low_confidence or None),
         ("model_sidecar.client_retry_count", record.client_retry_count),
         ("model_sidecar.sidecar_retries", record.sidecar_retries),
+        ("model_sidecar.repeat_result", record.repeat_result),
         ("model_sidecar.experiment", record.experiment or None),
         ("model_sidecar.variant", record.variant or None),
         ("model_sidecar.overhead_seconds", record.overhead),
     )
     return {key: value for key, value in pairs if value is not None}
+
+
+RETRY_EVENT = "model_sidecar.retry"
+
+
+def span_events(record: CallRecord) -> list[tuple[str, dict[str, AttributeValue], int]]:
+    """(name, attributes, unix ns) of the call's span events: one per sidecar retry attempt."""
+    return [
+        (
+            RETRY_EVENT,
+            {
+                "model_sidecar.retry.attempt": attempt.attempt,
+                "model_sidecar.retry.reason": attempt.reason,
+                "model_sidecar.retry.delay_seconds": attempt.delay_s,
+            },
+            attempt.start_unix_ns,
+        )
+        for attempt in record.retry_attempts
+    ]
 
 
 def is_error(record: CallRecord) -> bool:

@@ -39,6 +39,7 @@ from sidecar.telemetry.span_attributes import (
     content_attributes,
     is_error,
     span_attributes,
+    span_events,
     span_name,
 )
 
@@ -133,6 +134,8 @@ class TracingSink:
             )
         finally:
             self._ids.trace_id = self._ids.span_id = None
+        for name, event_attributes, timestamp in span_events(record):
+            span.add_event(name, event_attributes, timestamp=timestamp)
         if is_error(record):
             span.set_status(Status(StatusCode.ERROR, record.error_type))
         span.end(end_time=start_ns + duration_ns)

@@ -13,7 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sidecar.config import TelemetryConfig
-from sidecar.record import CONNECTION_ERROR, OK, UPSTREAM_ERROR, CallRecord, RequestInfo
+from sidecar.record import (
+    CONNECTION_ERROR,
+    OK,
+    UPSTREAM_ERROR,
+    CallRecord,
+    RequestInfo,
+    RetryAttempt,
+)
 from sidecar.telemetry import metrics_doc, prometheus
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.labels import OTHER, ModelLabels
@@ -122,6 +129,7 @@ KNOWN_CALLS = (
         "anthropic", "claude-sonnet-4", stream=True, chunks=3, response_model="claude-sonnet-4",
         input_tokens=250, output_tokens=30, cache_read_tokens=200, cache_creation_tokens=40,
         cost_usd=0.01, sidecar_retries=2,
+        retry_attempts=[RetryAttempt(2, "503", 0.1, 0), RetryAttempt(3, "connection_error", 0, 0)],
     ),
     # Gemini, not streaming: output = candidates 15 + thoughts 25.
     make_record(

@@ -1,0 +1,1 @@
+"""`model-sidecar probe`: the same prompts to several models through a sidecar, side by side."""
