@@ -290,10 +290,17 @@ class Proxy:
             raise ClientBodyTooLarge()
         if length == 0 or (length is None and not request.body_exists):
             return b""
+        if length is not None:
+            # Usually the whole body arrived with the head: take it without a timer.
+            body = request.content.read_nowait(length)
+            if len(body) == length:
+                return body
+        else:
+            body = b""
         waited = time.perf_counter()
         async with asyncio.timeout(self._client_timeout):
             if length is not None:
-                body = await request.content.readexactly(length)
+                body += await request.content.readexactly(length - len(body))
             else:
                 parts: list[bytes] = []
                 size = 0
