@@ -1,4 +1,4 @@
-"""The `model-sidecar` command: serve, check-config, simulate, demo, inject-webhook."""
+"""`model-sidecar`: serve, check-config, simulate, demo, report, probe, inject-webhook."""
 
 from __future__ import annotations
 
