@@ -67,6 +67,11 @@ class UpstreamConfig(Strict):
             raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
         if parts.query or parts.fragment:
             raise ValueError("an upstream URL may not carry a query or fragment")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "an upstream URL may not carry credentials (user:password@); "
+                "the sidecar forwards the app's own credentials"
+            )
         return value.rstrip("/")
 
     @field_validator("path_prefix")

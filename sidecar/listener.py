@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger("sidecar.listener")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -47,6 +50,13 @@ class HeadTimeoutServer(web.Server):
             timer.cancel()
         try:
             return await self._inner(request)
+        except Exception:
+            # A bug in the sidecar must not look like the provider's answer: a JSON 502.
+            log.exception("unexpected error while forwarding", extra={"path": request.path})
+            return web.json_response(
+                {"error": {"message": "model-sidecar: internal error", "type": "sidecar_error"}},
+                status=502,
+            )
         finally:
             transport = protocol.transport
             if transport is not None and not transport.is_closing():

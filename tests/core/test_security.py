@@ -127,3 +127,36 @@ async def test_credentials_never_reach_logs(
     )
     assert API_KEY not in formatted
     assert all(API_KEY not in repr(r) for r in records.records)
+
+
+async def test_status_and_error_bodies_never_carry_credentials(
+    sidecar_factory: SidecarFactory, records: RecordingSink
+) -> None:
+    import aiohttp
+
+    sidecar = await sidecar_factory(
+        {"upstreams": {"vllm": {"url": "http://127.0.0.1:9", "path_prefix": "/vllm"}}}
+    )
+    async with aiohttp.ClientSession() as http:
+        for path in ("/vllm/v1/chat/completions", f"/vllm/v1/chat/completions?key={API_KEY}"):
+            async with http.post(
+                sidecar.proxy_url + path,
+                data=BODY,
+                headers={"Authorization": f"Bearer {API_KEY}", "x-api-key": API_KEY},
+            ) as response:
+                assert response.status == 502
+                assert API_KEY not in await response.text()
+        async with http.get(sidecar.admin_url + "/status") as response:
+            status = await response.text()
+        async with http.get(sidecar.admin_url + "/metrics") as response:
+            metrics = await response.text()
+    assert "vllm" in status
+    assert API_KEY not in status
+    assert API_KEY not in metrics
+
+
+def test_credentials_in_an_upstream_url_are_refused_with_a_clear_error() -> None:
+    from sidecar.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"upstreams\.openai\.url: .*may not carry credentials"):
+        load_config(environ={}, upstreams={"openai": f"https://user:{API_KEY}@api.example"})
