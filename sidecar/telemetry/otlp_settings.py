@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.resources import (
@@ -14,7 +15,6 @@ from opentelemetry.sdk.resources import (
     TELEMETRY_SDK_VERSION,
     Resource,
 )
-from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -24,6 +24,9 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.util.re import parse_env_headers
+
+if TYPE_CHECKING:
+    from sidecar.telemetry.otlp_transport import OtlpSender
 
 log = logging.getLogger("sidecar.telemetry.otlp_settings")
 
@@ -89,15 +92,16 @@ class ExporterSettings:
             client_certificate=setting("CLIENT_CERTIFICATE"),
         )
 
-    def build_exporter(self) -> SpanExporter:
-        """The SDK's OTLP exporter for this protocol, with every setting passed explicitly."""
+    def build_sender(self) -> OtlpSender:
+        """A sender over the SDK's OTLP exporter for this protocol, every setting explicit."""
         if self.protocol == "grpc":
-            return self._grpc_exporter()
-        return self._http_exporter()
+            return self._grpc_sender()
+        return self._http_sender()
 
-    def _grpc_exporter(self) -> SpanExporter:
+    def _grpc_sender(self) -> OtlpSender:
         import grpc
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        from sidecar.telemetry.otlp_transport_grpc import EncodedRequestGrpcExporter, GrpcSender
 
         credentials = None
         if not self.insecure:
@@ -106,7 +110,7 @@ class ExporterSettings:
                 private_key=_read(self.client_key),
                 certificate_chain=_read(self.client_certificate),
             )
-        return OTLPSpanExporter(
+        exporter = EncodedRequestGrpcExporter(
             endpoint=self.endpoint,
             insecure=self.insecure,
             credentials=credentials,
@@ -114,12 +118,15 @@ class ExporterSettings:
             timeout=self.timeout,
             compression=grpc.Compression.Gzip if self.gzip else grpc.Compression.NoCompression,
         )
+        return GrpcSender(exporter)
 
-    def _http_exporter(self) -> SpanExporter:
+    def _http_sender(self) -> OtlpSender:
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(
+        from sidecar.telemetry.otlp_transport import HttpSender
+
+        exporter = OTLPSpanExporter(
             endpoint=self.endpoint,
             certificate_file=self.certificate,
             client_key_file=self.client_key,
@@ -128,6 +135,7 @@ class ExporterSettings:
             timeout=self.timeout,
             compression=Compression.Gzip if self.gzip else Compression.NoCompression,
         )
+        return HttpSender(exporter)
 
 
 def resource_from_environ(environ: Mapping[str, str]) -> Resource:

@@ -1,8 +1,10 @@
 """OpenTelemetry spans: one CLIENT span per finished call, exported over OTLP by a batch processor.
 
 Configured only by the standard `OTEL_*` variables, read from the mapping it is given.
-Spans are built after the call is over, from the recorded times; export runs on the
-SDK's worker thread, so a collector that is down or slow costs spans, never a call.
+Spans are built after the call is over, from the recorded times, and encoded straight to
+OTLP protobuf on the pipeline's task (no SDK span objects, no GIL-heavy work on the export
+thread); the SDK's BatchSpanProcessor queues them and its worker thread sends them with
+the SDK's OTLP exporter, so a collector that is down or slow costs spans, never a call.
 """
 
 from __future__ import annotations
@@ -11,24 +13,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import (
-    Resource,
-)
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import (
-    Sampler,
-)
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.status import Status, StatusCode
 
 from sidecar.config import TelemetryConfig
 from sidecar.record import CallRecord
 from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
 from sidecar.telemetry.otlp_settings import (
     ExporterSettings,
     int_setting,
@@ -43,9 +41,13 @@ from sidecar.telemetry.span_attributes import (
     span_name,
 )
 
+if TYPE_CHECKING:
+    from sidecar.telemetry.otlp_transport import OtlpSender
+
 log = logging.getLogger("sidecar.telemetry.tracing")
 
 SINK_NAME = "tracing"
+SCOPE_NAME = "model_sidecar"
 DEFAULT_CLOSE_TIMEOUT_S = 5.0
 CAPTURE_CONTENT_VALUES = ("true", "span_only", "span_and_event")
 
@@ -63,8 +65,9 @@ def build_tracing_sink(
         environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
         in CAPTURE_CONTENT_VALUES
     )
+    encoder = OtlpSpanEncoder(resource_from_environ(environ).attributes, SCOPE_NAME)
     processor = CountingBatchSpanProcessor(
-        settings.build_exporter(),
+        EncodedSpanExporter(encoder, settings.build_sender()),
         on_drop=lambda count: drops.add(SINK_NAME, count),
         max_queue_size=int_setting(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
         schedule_delay_millis=int_setting(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
@@ -73,8 +76,7 @@ def build_tracing_sink(
     )
     return TracingSink(
         processor,
-        drops,
-        resource=resource_from_environ(environ),
+        encoder,
         sampler=sampler_from_environ(environ),
         capture_content=capture and telemetry.capture_content_max_chars > 0,
         capture_content_max_chars=telemetry.capture_content_max_chars,
@@ -82,16 +84,15 @@ def build_tracing_sink(
 
 
 class TracingSink:
-    """A pipeline Sink that turns each finished CallRecord into one CLIENT span."""
+    """A pipeline Sink that turns each finished CallRecord into one encoded CLIENT span."""
 
     name = SINK_NAME
 
     def __init__(
         self,
         processor: CountingBatchSpanProcessor,
-        drops: TelemetryDrops,
+        encoder: OtlpSpanEncoder,
         *,
-        resource: Resource,
         sampler: Sampler,
         capture_content: bool = False,
         capture_content_max_chars: int = 16384,
@@ -100,45 +101,53 @@ class TracingSink:
         self.capture_content = capture_content
         self.capture_content_max_chars = capture_content_max_chars
         self.close_timeout = close_timeout
-        self._drops = drops
         self._processor = processor
-        self._ids = RecordIdGenerator()
-        self._provider = TracerProvider(
-            sampler=sampler, resource=resource, id_generator=self._ids, shutdown_on_exit=False
-        )
-        self._provider.add_span_processor(processor)
-        self._tracer = self._provider.get_tracer("model_sidecar")
+        self.encoder = encoder
+        self._sampler = sampler
+        self._ids = RandomIdGenerator()
         self._closed = False
 
     def call_started(self, record: CallRecord) -> None:
         """Nothing to do: the span is built once the call is over."""
 
     def call_finished(self, record: CallRecord) -> None:
-        """Build, end and queue the call's span with its recorded ids and times (never blocks)."""
+        """Sample, encode and queue the span with the recorded ids and times (never blocks)."""
         if self._closed:
             return
+        span = self.encode(record)
+        if span is not None:
+            self._processor.queue(span)
+
+    def encode(self, record: CallRecord) -> EncodedSpan | None:
+        """The call's span, encoded, or None when the sampler drops it."""
+        trace_id = record.trace_id or self._ids.generate_trace_id()
+        parent_span_id = (record.parent_span_id or None) if record.trace_id else None
+        name = span_name(record)
+        decision = self._sampler.should_sample(
+            _parent_context(trace_id, parent_span_id, record.trace_sampled),
+            trace_id,
+            name,
+            SpanKind.CLIENT,
+        ).decision
+        if decision is not Decision.RECORD_AND_SAMPLE:
+            return None
         attributes = span_attributes(record)
         if self.capture_content:
             attributes.update(content_attributes(record, self.capture_content_max_chars))
         duration_ns = int(record.duration * 1e9)
         start_ns = record.start_unix_ns or time.time_ns() - duration_ns
-        self._ids.trace_id = record.trace_id
-        self._ids.span_id = record.span_id
-        try:
-            span = self._tracer.start_span(
-                span_name(record),
-                context=_parent_context(record),
-                kind=SpanKind.CLIENT,
-                attributes=attributes,
-                start_time=start_ns,
-            )
-        finally:
-            self._ids.trace_id = self._ids.span_id = None
-        for name, event_attributes, timestamp in span_events(record):
-            span.add_event(name, event_attributes, timestamp=timestamp)
-        if is_error(record):
-            span.set_status(Status(StatusCode.ERROR, record.error_type))
-        span.end(end_time=start_ns + duration_ns)
+        payload = self.encoder.encode_span(
+            trace_id=trace_id,
+            span_id=record.span_id or self._ids.generate_span_id(),
+            parent_span_id=parent_span_id,
+            name=name,
+            start_unix_ns=start_ns,
+            end_unix_ns=start_ns + duration_ns,
+            attributes=attributes,
+            events=span_events(record),
+            error_message=record.error_type if is_error(record) else None,
+        )
+        return EncodedSpan(payload)
 
     def dropped(self, record: CallRecord) -> None:
         """A call the pipeline dropped: already counted as a pipeline drop, nothing to do here."""
@@ -149,7 +158,7 @@ class TracingSink:
             return
         self._closed = True
         closer = threading.Thread(
-            target=self._provider.shutdown, name="model-sidecar-tracing-close", daemon=True
+            target=self._processor.shutdown, name="model-sidecar-tracing-close", daemon=True
         )
         closer.start()
         closer.join(self.close_timeout)
@@ -162,31 +171,49 @@ class TracingSink:
         self._processor.report_failed()
 
 
-def _parent_context(record: CallRecord) -> Context | None:
+def _parent_context(trace_id: int, parent_span_id: int | None, sampled: bool) -> Context | None:
     """The app's span (from its traceparent) as a remote parent, or None for a root span."""
-    if record.trace_id is None or record.parent_span_id is None:
+    if parent_span_id is None:
         return None
-    flags = TraceFlags(TraceFlags.SAMPLED if record.trace_sampled else TraceFlags.DEFAULT)
-    parent = SpanContext(record.trace_id, record.parent_span_id, is_remote=True, trace_flags=flags)
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    parent = SpanContext(trace_id, parent_span_id, is_remote=True, trace_flags=flags)
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-class RecordIdGenerator(IdGenerator):
-    """Gives the SDK the ids the proxy already chose (and sent upstream); random ones otherwise.
+# What BatchSpanProcessor.on_end reads of a span: a sampled context (only sampled spans
+# are ever queued). The ids are never used: the span's own are inside its payload.
+_SAMPLED_CONTEXT = SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
 
-    The sink sets `trace_id`/`span_id` around each start_span, always from the same thread.
-    """
 
-    def __init__(self) -> None:
-        self.trace_id: int | None = None
-        self.span_id: int | None = None
-        self._random = RandomIdGenerator()
+class EncodedSpan:
+    """One span already encoded as a `ScopeSpans.spans` field, queued in place of an SDK span."""
 
-    def generate_trace_id(self) -> int:
-        return self.trace_id or self._random.generate_trace_id()
+    __slots__ = ("payload",)
+    context = _SAMPLED_CONTEXT
 
-    def generate_span_id(self) -> int:
-        return self.span_id or self._random.generate_span_id()
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+
+class EncodedSpanExporter(SpanExporter):
+    """Joins a batch of EncodedSpans into one OTLP request and sends it."""
+
+    def __init__(self, encoder: OtlpSpanEncoder, sender: OtlpSender) -> None:
+        self.encoder = encoder
+        self.sender = sender
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encoded = cast(Sequence[EncodedSpan], spans)
+        try:
+            request = self.encoder.encode_request([span.payload for span in encoded])
+            sent = self.sender.send(request, len(encoded))
+        except Exception:  # counted as failed like any other lost batch
+            log.exception("exporting %d spans failed", len(encoded))
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.sender.shutdown()
 
 
 class CountingExporter(SpanExporter):
@@ -248,15 +275,16 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         self._on_drop = on_drop
         self._failed_reported = 0
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def queue(self, span: EncodedSpan) -> None:
+        """Queue a sampled, encoded span for export, or count it dropped when the queue is full."""
         self.report_failed()
-        if span.context is None or not span.context.trace_flags.sampled:
-            return
         if self.accepted - self.exporter.taken >= self.max_queue_size:
             self._on_drop(1)
             return
         self.accepted += 1
-        super().on_end(span)
+        # The SDK's processor only checks the sampled flag and hands the object, untouched,
+        # to the exporter (tests/telemetry/test_tracing_transport.py proves it).
+        super().on_end(cast(ReadableSpan, span))
 
     def report_failed(self) -> None:
         """Pass on the count of spans whose export failed since the last report."""
