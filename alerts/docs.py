@@ -33,7 +33,7 @@ FIRES_WHEN: Mapping[str, str] = MappingProxyType(
         "ratio difference > `candidate_error_ratio_increase`, cost per call ratio > "
         "`candidate_cost_ratio` (label `comparison`)",
         "ModelSidecarStopLossTripped": "the sidecar's stop-loss rolled a candidate back "
-        "(`model_sidecar_stop_loss_tripped_total` increased)",
+        "(`model_sidecar_stoploss_trips_total` increased; label `reason`)",
         "ModelSidecarDown": "`up == 0` for a target whose job matches `sidecar_job_regex` "
         "(critical), or no such target at all (`reason=absent`, warning)",
         "ModelSidecarTelemetryDropping": "dropped telemetry items per second > "
@@ -152,7 +152,8 @@ experiments; calls with a measured confidence, for ModelLowConfidenceHigh) carri
 denominator instead of dividing by it, so a model without calls never fires on NaN or +Inf.
 `CandidateModelWorse` and `ModelSidecarStopLossTripped` need the experiments feature: they
 read the `experiment` and `variant` labels (control arm `control`, candidate arms
-`candidate*`) and `model_sidecar_stop_loss_tripped_total{{experiment, variant}}`.
+`candidate*`) and `model_sidecar_stoploss_trips_total{{experiment, reason}}` (every configured
+reason starts at 0, so the first trip is an increase).
 
 ## Settings and defaults
 

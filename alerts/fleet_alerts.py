@@ -80,15 +80,20 @@ def experiment_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRu
         AlertRule(
             alert="ModelSidecarStopLossTripped",
             expr=(
-                "sum by (experiment, variant) "
-                "(increase(model_sidecar_stop_loss_tripped_total[15m])) > 0"
+                "sum by (experiment, reason) "
+                "(increase(model_sidecar_stoploss_trips_total[15m])) > 0"
             ),
             for_=timing.for_("0s"),
             severity="warning",
-            summary=f"Stop-loss rolled back {ARM}",
+            summary=(
+                "Stop-loss rolled back a candidate of experiment {{ $labels.experiment }} "
+                "({{ $labels.reason }})"
+            ),
             description=(
-                f"The sidecar's stop-loss sent the traffic of {ARM} back to the control "
-                f"(trips in the last 15 minutes: {{{{ $value | humanize }}}})."
+                "The sidecar's stop-loss sent a candidate's traffic of experiment "
+                "{{ $labels.experiment }} back to the control: its {{ $labels.reason }} crossed "
+                "the configured limit (trips in the last 15 minutes: {{ $value | humanize }}). "
+                "The sidecar's /status and log name the candidate and the numbers."
             ),
         )
     )

@@ -211,14 +211,20 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "The sidecar's stop-loss sent a candidate arm's traffic back to the control because "
             "the candidate crossed its configured limits. The loss is stopped; a human should "
             "decide what happens to the experiment. Needs the experiments feature (metric "
-            "`model_sidecar_stop_loss_tripped_total`)."
+            "`model_sidecar_stoploss_trips_total{experiment, reason}`; reason `latency`, "
+            "`errors`, `cost` or `low_confidence`)."
         ),
         checks=(
-            "Which limit tripped: the sidecar's log and the experiments dashboard.",
+            "Which candidate and limit tripped, with the numbers: the sidecar's `/status` "
+            "(`experiments.<name>.trips`) and its log line `stop-loss rolled back …`.",
             "Is the control healthy (not a provider-wide incident that hit the candidate first)?",
             "Does the trip repeat on every pod? Assignment is per pod; one pod alone may be noise.",
         ),
-        stop_loss=("Already stopped by the sidecar. End or fix the experiment before resuming it."),
+        stop_loss=(
+            "Already stopped by the sidecar: the candidate stays at weight 0 until the config "
+            "changes or `POST /experiments/<name>/resume` on the admin port. End or fix the "
+            "experiment before resuming it."
+        ),
     ),
     Runbook(
         alert="ModelSidecarDown",

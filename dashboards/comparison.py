@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dashboards import thresholds
+from dashboards.experiments import experiment_rows
 from dashboards.layout import Cell, DashboardSpec, Row
 from dashboards.panels import (
     NEUTRAL,
@@ -104,6 +105,10 @@ def _repeats(window: str) -> str:
     return SCOPE.sum_rate(REPEATS, by=ARM, window=window)
 
 
+def _feedback(window: str) -> str:
+    return SCOPE.sum_rate("model_sidecar_feedback_total", by=ARM, window=window)
+
+
 def _confidence_measured(window: str) -> str:
     return SCOPE.sum_rate("model_sidecar_confidence_count", by=ARM, window=window)
 
@@ -158,6 +163,16 @@ MEASURES = (
         ("ModelOutputNotRepeatable",),
     ),
     Measure(
+        "Hallucinations / 1k", "Hallucinations per 1k calls (feedback)",
+        "Calls the app reported as hallucinations (POST /_sidecar/feedback) per 1,000 calls.",
+        "short", _per_call("model_sidecar_feedback_total", 'outcome="hallucination"', scale=1000),
+    ),
+    Measure(
+        "Accepted %", "Accepted answers (feedback)",
+        "Share of the feedback the app posted that was `accepted`.", "percentunit",
+        _share("model_sidecar_feedback_total", 'outcome="accepted"', of=_feedback),
+    ),
+    Measure(
         "Tokens / call", "Tokens per call",
         "Input plus output tokens per call, as reported by the provider.", "short",
         _per_call("model_sidecar_tokens_total", 'gen_ai_token_type=~"input|output"'),
@@ -191,5 +206,6 @@ def spec() -> DashboardSpec:
         rows=[
             _decision_matrix(),
             Row("Over time", [measure.panel() for measure in MEASURES]),
+            *experiment_rows(),
         ],
     )

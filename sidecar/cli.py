@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import yaml
@@ -24,11 +25,16 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def serve_until_signalled(config: SidecarConfig) -> int:
-    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
+async def serve_until_signalled(
+    config: SidecarConfig,
+    loader: Callable[[], SidecarConfig] | None = None,
+    config_file: str | None = None,
+) -> int:
+    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully. With `loader`,
+    SIGHUP (and a change of `config_file`) reloads the config."""
     from sidecar.server import Sidecar
 
-    sidecar = Sidecar(config)
+    sidecar = Sidecar(config, config_loader=loader, config_file=config_file)
     await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     setup_logging(config.log.level)
-    return run_async(serve_until_signalled(config))
+    config_file = args.config or os.environ.get("MODEL_SIDECAR_CONFIG") or None
+    return run_async(serve_until_signalled(config, lambda: _load(args), config_file))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -98,21 +105,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`model-sidecar report URL`: the per-model table from a running sidecar's /metrics."""
-    import urllib.request
+    """`model-sidecar report`: the model comparison per model and experiment arm, from a
+    sidecar's /metrics or (`--prometheus`) from Prometheus over `--window`."""
+    from sidecar.report import ARM_GROUP, aggregate, render_comparison, summarize
 
-    from rich.console import Console
+    if args.prometheus:
+        from sidecar.report_prometheus import PrometheusError, fetch_samples
 
-    from sidecar.demo import summary_table
+        try:
+            stats = aggregate(fetch_samples(args.prometheus, args.window), ARM_GROUP)
+        except (PrometheusError, ValueError) as exc:
+            print(f"model-sidecar report: {exc}", file=sys.stderr)
+            return 1
+        title = f"Per model and arm, from {args.prometheus} over the last {args.window}"
+    elif args.url:
+        import urllib.request
 
-    url = args.url if args.url.endswith("/metrics") else args.url.rstrip("/") + "/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
-    except OSError as exc:
-        print(f"model-sidecar: cannot read {url}: {exc}", file=sys.stderr)
-        return 1
-    Console(width=max(120, Console().width)).print(summary_table(text, f"Per model, from {url}"))
+        url = args.url if args.url.endswith("/metrics") else args.url.rstrip("/") + "/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+        except OSError as exc:
+            print(f"model-sidecar: cannot read {url}: {exc}", file=sys.stderr)
+            return 1
+        stats = summarize(text, ARM_GROUP)
+        title = f"Per model and arm, from {url} (since the sidecar started)"
+    else:
+        print("model-sidecar report: give a sidecar URL or --prometheus URL", file=sys.stderr)
+        return 2
+    print(render_comparison(stats, args.format, title), end="")
     return 0
 
 
@@ -183,8 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-live", action="store_true", help="plain output, no live table")
     demo.set_defaults(func=cmd_demo)
 
-    report = commands.add_parser("report", help="per-model table from a sidecar's /metrics")
-    report.add_argument("url", help="admin URL or /metrics URL, e.g. http://127.0.0.1:9788")
+    report = commands.add_parser(
+        "report", help="model comparison per model and experiment arm (sidecar or Prometheus)"
+    )
+    report.add_argument(
+        "url", nargs="?", help="a sidecar's admin URL or /metrics URL, e.g. http://127.0.0.1:9788"
+    )
+    report.add_argument("--prometheus", metavar="URL", help="read from this Prometheus instead")
+    report.add_argument("--window", default="1h", help="with --prometheus: time window (1h)")
+    report.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     report.set_defaults(func=cmd_report)
 
     inject = commands.add_parser(

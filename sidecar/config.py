@@ -11,6 +11,14 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sidecar.experiments.config import (
+    AuditConfig,
+    ConfigProblems,
+    ExperimentConfig,
+    FeedbackConfig,
+    check_experiments,
+)
+
 PROTOCOLS = ("openai", "anthropic", "gemini")
 
 DEFAULT_UPSTREAM_URLS = {
@@ -227,6 +235,12 @@ class SidecarConfig(Strict):
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     repeatability: RepeatabilityConfig = Field(default_factory=RepeatabilityConfig)
+    experiments: list[ExperimentConfig] = Field(
+        default_factory=list,
+        description="Split or shadow traffic between models; see docs/experiments.md.",
+    )
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("listen", "admin_listen")
     @classmethod
@@ -267,6 +281,9 @@ class SidecarConfig(Strict):
                 ):
                     raise ValueError(f"upstream {name!r}: /_sidecar is reserved for the sidecar")
                 prefixes[upstream.path_prefix] = name
+        errors = check_experiments(self.experiments, self.upstreams)
+        if errors:
+            raise ConfigProblems(errors)
         return self
 
     def protocol_upstream(self, protocol: str) -> str:
@@ -281,12 +298,18 @@ class SidecarConfig(Strict):
 
 def format_validation_error(error: ValidationError, source: str) -> list[str]:
     """One readable line per problem: where it is, what is wrong."""
-    lines = []
+    lines: list[str] = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling against docs/configuration.md)"
+        elif item["type"] == "value_error":
+            cause = item.get("ctx", {}).get("error")
+            if isinstance(cause, ConfigProblems):
+                lines.extend(f"{source}: {problem}" for problem in cause.problems)
+                continue
+            message = str(cause) if cause is not None else message
         lines.append(f"{source}: {where}: {message}")
     return lines
 

@@ -83,4 +83,3 @@ def filter_accept_encoding(value: str, accepted: Iterable[str]) -> str:
 def redact_query(query: str) -> str:
     """A query string with API keys (`key=`, `api_key=`) replaced by `REDACTED`."""
     return _KEY_IN_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=REDACTED", query)
-

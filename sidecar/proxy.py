@@ -14,9 +14,23 @@ from multidict import CIMultiDict
 
 from sidecar import record as outcomes
 from sidecar.config import SidecarConfig
+from sidecar.downstream import (
+    ClientBodyTooLarge,
+    error_response,
+    is_client_side,
+    origin_path,
+    read_body,
+)
 from sidecar.enrich import Enrichment
 from sidecar.enrich.confidence import parse_confidence
 from sidecar.enrich.retries import hash_idempotency_key
+from sidecar.experiments.feedback import (
+    FEEDBACK_PATH,
+    REQUEST_ID_HEADER,
+    RequestIds,
+    handle_feedback,
+)
+from sidecar.experiments.runtime import Experiments
 from sidecar.headers import downstream_response_headers, upstream_request_headers
 from sidecar.pipeline import Pipeline
 from sidecar.protocols.base import (
@@ -34,13 +48,6 @@ from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
 SMALL_BODY_BYTES = 256 * 1024
-READ_CHUNK_BYTES = 64 * 1024
-
-JSON_CONTENT_TYPE = "application/json"
-
-
-class ClientBodyTooLarge(Exception):
-    """The app's request body is larger than the configured limit."""
 
 
 class Proxy:
@@ -56,11 +63,13 @@ class Proxy:
         tracing: bool = False,
         capture_content: bool = False,
         enrichment: Enrichment | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self.config = config
         self.router = router
         self.sessions = sessions
         self.pipeline = pipeline
+        self.experiments = experiments
         self.tracing = tracing
         self.capture_content = capture_content
         self.in_flight = 0
@@ -70,17 +79,35 @@ class Proxy:
         self._propagate = config.telemetry.propagate_traceparent and tracing
         self._encodings = decodable_encodings()
         self._rng = random.Random()
+        self._request_ids = RequestIds()
         self.enrichment = enrichment if enrichment is not None else Enrichment(config)
+        self._retries = config.retries
         self.retry_policy = RetryPolicy(config.retries) if config.retries.enabled else None
+
+    def reconfigure(
+        self,
+        config: SidecarConfig,
+        router: Router,
+        sessions: Mapping[str, aiohttp.ClientSession],
+    ) -> None:
+        """Take a reloaded config; calls already under way keep their route and session."""
+        self.config = config
+        self.router, self.sessions = router, sessions
+        self._max_body = config.limits.max_request_body_bytes
+        self._client_timeout = config.limits.client_read_timeout_seconds
+        if config.retries != self._retries:
+            self._retries = config.retries
+            self.retry_policy = RetryPolicy(config.retries) if config.retries.enabled else None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Forward one request; never raises for anything the upstream or the app does."""
         received = time.perf_counter()
         start_unix_ns = time.time_ns()
         raw_path, _, query = request.raw_path.partition("?")
-        path = _origin_path(raw_path)
+        path = origin_path(raw_path)
         if path.startswith("/_sidecar/") or path == "/_sidecar":
-            return web.json_response({"error": {"message": "not found"}}, status=404)
+            return await self._own_endpoint(request, path)
+        sessions = self.sessions
         route = self.router.route(path)
         upstream = route.upstream
         protocol = route.protocol
@@ -95,19 +122,32 @@ class Proxy:
             start_unix_ns=start_unix_ns,
             received=received,
             capture_content=self.capture_content,
+            request_id=self._request_ids(),
         )
         self.in_flight += 1
         try:
-            return await self._forward(request, route, query, record)
+            return await self._forward(request, route, query, record, sessions)
         finally:
             self.in_flight -= 1
 
+    async def _own_endpoint(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+        """The sidecar's own endpoints on the proxy listener (/_sidecar/...)."""
+        if path == FEEDBACK_PATH and self.experiments is not None:
+            experiments = self.experiments
+            return await handle_feedback(request, experiments.feedback, experiments.record_feedback)
+        return web.json_response({"error": {"message": "not found"}}, status=404)
+
     async def _forward(
-        self, request: web.BaseRequest, route: Route, query: str, record: CallRecord
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        query: str,
+        record: CallRecord,
+        sessions: Mapping[str, aiohttp.ClientSession],
     ) -> web.StreamResponse:
         protocol = route.protocol
         try:
-            body = await self._read_body(request, record)
+            body = await read_body(request, record, self._max_body, self._client_timeout)
         except ClientBodyTooLarge:
             self.pipeline.started(record)
             message = f"request body exceeds {self._max_body} bytes"
@@ -125,6 +165,11 @@ class Proxy:
         idempotency_key = headers.get("Idempotency-Key")
         if idempotency_key:
             record.idempotency_key = hash_idempotency_key(idempotency_key)
+        plan = None
+        if self.experiments is not None:
+            plan = self.experiments.prepare(record, route, query, body, request.headers)
+            if plan is not None:
+                route, body = plan.route, plan.body
         body, injected = inject_fields(
             protocol, record, body, self._inject_usage, self.enrichment.request_logprobs
         )
@@ -135,8 +180,11 @@ class Proxy:
         if self.tracing:
             self._set_trace_context(headers, record)
         self.pipeline.started(record)
+        if plan is not None and plan.shadows:
+            assert self.experiments is not None
+            self.experiments.launch(plan, record, headers)
 
-        session = self.sessions[route.upstream.name]
+        session = sessions[route.upstream.name]
         url = route.upstream.url_for(route.path, query)
         try:
             upstream_response = await send_upstream(
@@ -193,6 +241,7 @@ class Proxy:
             return await self._relay_whole(upstream_response, protocol, record, parser, injected)
 
         headers = downstream_response_headers(up_headers, keep_length=stream_filter is None)
+        headers[REQUEST_ID_HEADER] = record.request_id
         response = web.StreamResponse(
             status=upstream_response.status, reason=upstream_response.reason
         )
@@ -228,7 +277,7 @@ class Proxy:
                 request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
             )
         except (aiohttp.ClientError, OSError) as exc:
-            if _is_client_side(exc, request):
+            if is_client_side(exc, request):
                 return self._client_gone(response, upstream_response, record, parser)
             return self._abort_stream(
                 request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
@@ -270,6 +319,7 @@ class Proxy:
         parser.feed(data, now)
         parser.finish()
         headers = downstream_response_headers(upstream_response.headers, keep_length=False)
+        headers[REQUEST_ID_HEADER] = record.request_id
         if upstream_response.status < 400:
             if injected.logprobs:
                 data = protocol.body_without_logprobs(data)
@@ -282,36 +332,6 @@ class Proxy:
         )
         self._finish(record, record.outcome)
         return response
-
-    async def _read_body(self, request: web.BaseRequest, record: CallRecord) -> bytes:
-        """The whole request body, read within the client timeout and the size limit."""
-        length = request.content_length
-        if length is not None and length > self._max_body:
-            raise ClientBodyTooLarge()
-        if length == 0 or (length is None and not request.body_exists):
-            return b""
-        if length is not None:
-            # Usually the whole body arrived with the head: take it without a timer.
-            body = request.content.read_nowait(length)
-            if len(body) == length:
-                return body
-        else:
-            body = b""
-        waited = time.perf_counter()
-        async with asyncio.timeout(self._client_timeout):
-            if length is not None:
-                body += await request.content.readexactly(length - len(body))
-            else:
-                parts: list[bytes] = []
-                size = 0
-                while chunk := await request.content.readany():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise ClientBodyTooLarge()
-                    parts.append(chunk)
-                body = b"".join(parts)
-        record.client_wait += time.perf_counter() - waited
-        return body
 
     def _set_trace_context(self, headers: CIMultiDict[str], record: CallRecord) -> None:
         """Make this call's span a child of the app's traceparent, and its parent upstream."""
@@ -332,9 +352,7 @@ class Proxy:
         """An error the sidecar answers itself, in the provider's error shape."""
         record.http_status = status
         self._finish(record, outcome)
-        return web.Response(
-            status=status, body=protocol.error_body(status, message), content_type=JSON_CONTENT_TYPE
-        )
+        return error_response(record, protocol, status, message)
 
     def _upstream_failure(
         self,
@@ -350,9 +368,7 @@ class Proxy:
         word = "timed out" if status == 504 else "could not be reached"
         message = f"model-sidecar: upstream {record.upstream!r} {word}"
         self._finish(record, outcome)
-        return web.Response(
-            status=status, body=protocol.error_body(status, message), content_type=JSON_CONTENT_TYPE
-        )
+        return error_response(record, protocol, status, message)
 
     def _abort_stream(
         self,
@@ -391,20 +407,3 @@ class Proxy:
         record.outcome = outcome
         record.end = now
         self.pipeline.submit(record)
-
-
-def _origin_path(raw_path: str) -> str:
-    """The path of a request target; an absolute-form target keeps only its path."""
-    if raw_path.startswith("/"):
-        return raw_path
-    scheme_end = raw_path.find("://")
-    if scheme_end < 0:
-        return "/" + raw_path
-    slash = raw_path.find("/", scheme_end + 3)
-    return raw_path[slash:] if slash >= 0 else "/"
-
-
-def _is_client_side(exc: BaseException, request: web.BaseRequest) -> bool:
-    """Whether a connection error came from writing to the app rather than reading upstream."""
-    transport = request.transport
-    return transport is None or transport.is_closing()

@@ -121,6 +121,12 @@ class CallRecord:
     repeat_result: str | None = None
     experiment: str = ""
     variant: str = ""
+    # Set by the proxy: the id sent to the app in x-model-sidecar-request-id (feedback).
+    request_id: str = ""
+    # Shared by a shadow call and its control call (both records carry it).
+    pair_id: str = ""
+    # Chosen for the audit sample (audit.sample_rate); its output is kept until written.
+    audit: bool = False
     # Response content, kept only when the operator opted in to content capture, or
     # briefly (hashed, then dropped) for repeatability and the JSON confidence field:
     # when `keep_output` is true, parsers join the output text into `output_text` and the

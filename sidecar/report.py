@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 DURATION = "gen_ai_client_operation_duration_seconds"
 TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
@@ -19,8 +22,16 @@ RETRIES = "model_sidecar_retries_total"
 CONFIDENCE = "model_sidecar_confidence"
 LOW_CONFIDENCE = "model_sidecar_low_confidence_total"
 REPEATS = "model_sidecar_repeat_outputs_total"
+FEEDBACK = "model_sidecar_feedback_total"
+EDIT_SECONDS = "model_sidecar_edit_seconds"
+FEEDBACK_OUTCOMES = ("accepted", "edited", "rejected", "hallucination")
 
 DEFAULT_GROUP = ("gen_ai_request_model",)
+# The model-comparison report: one row per model and experiment arm.
+ARM_GROUP = ("gen_ai_request_model", "experiment", "variant")
+
+# (metric name, labels, value)
+SampleTuple = tuple[str, dict[str, str], float]
 
 
 @dataclass
@@ -84,6 +95,9 @@ class GroupStats:
     confidence_count: float = 0.0
     low_confidence: float = 0.0
     repeats: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    feedback: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    edit_seconds: float = 0.0
+    edits: float = 0.0
 
     @property
     def error_ratio(self) -> float | None:
@@ -118,6 +132,18 @@ class GroupStats:
         return self.low_confidence / self.confidence_count if self.confidence_count else None
 
     @property
+    def hallucinations_per_1k(self) -> float | None:
+        """Calls reported as hallucinations (feedback) per 1,000 calls."""
+        if not self.calls:
+            return None
+        return self.feedback.get("hallucination", 0.0) / self.calls * 1000
+
+    @property
+    def mean_edit_seconds(self) -> float | None:
+        """Mean human edit time reported with feedback."""
+        return self.edit_seconds / self.edits if self.edits else None
+
+    @property
     def repeatability(self) -> float | None:
         """Share of temperature-0 repeats that gave the same output."""
         seen = self.repeats.get("same", 0.0) + self.repeats.get("different", 0.0)
@@ -131,6 +157,17 @@ def summarize(
 
     With `baseline` (an earlier exposition of the same sidecar), counts since then only.
     """
+    earlier = _sample_values(baseline) if baseline else {}
+    samples = (
+        (sample.name, sample.labels, sample.value - earlier.get(_sample_key(sample), 0.0))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    )
+    return aggregate(samples, group_by)
+
+
+def aggregate(samples: Iterable[SampleTuple], group_by: Sequence[str]) -> list[GroupStats]:
+    """Per-group statistics from (name, labels, value) samples, sorted by group key."""
     groups: dict[tuple[str, ...], GroupStats] = {}
 
     def group(labels: dict[str, str]) -> GroupStats:
@@ -139,51 +176,51 @@ def summarize(
             groups[key] = GroupStats(key)
         return groups[key]
 
-    earlier = _sample_values(baseline) if baseline else {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name, labels = sample.name, sample.labels
-            value = sample.value - earlier.get(_sample_key(name, labels), 0.0)
-            if name == REQUESTS:
-                stats = group(labels)
-                stats.calls += value
-                if labels.get("outcome") != "ok":
-                    stats.errors += value
-                    stats.errors_by_type[_error_type(labels)] += value
-            elif name == DURATION + "_bucket":
-                group(labels).duration.add(float(labels["le"]), value)
-                if not labels.get("error_type"):
-                    group(labels).ok_duration.add(float(labels["le"]), value)
-            elif name in (DURATION + "_sum", DURATION + "_count"):
-                _add_total(
-                    group(labels), name.endswith("_sum"), not labels.get("error_type"), value
-                )
-            elif name == TTFC + "_bucket":
-                group(labels).ttfc.add(float(labels["le"]), value)
-            elif name == TOKENS:
-                group(labels).tokens[labels.get("gen_ai_token_type", "")] += value
-            elif name == COST:
-                group(labels).cost_usd += value
-            elif name == COST_UNKNOWN:
-                group(labels).cost_unknown += value
-            elif name == RETRIES:
-                group(labels).retries += value
-            elif name == CONFIDENCE + "_count":
-                group(labels).confidence_count += value
-            elif name == LOW_CONFIDENCE:
-                group(labels).low_confidence += value
-            elif name == REPEATS:
-                group(labels).repeats[labels.get("result", "")] += value
+    for name, labels, value in samples:
+        if name == REQUESTS:
+            stats = group(labels)
+            stats.calls += value
+            if labels.get("outcome") != "ok":
+                stats.errors += value
+                stats.errors_by_type[_error_type(labels)] += value
+        elif name == DURATION + "_bucket":
+            group(labels).duration.add(float(labels["le"]), value)
+            if not labels.get("error_type"):
+                group(labels).ok_duration.add(float(labels["le"]), value)
+        elif name in (DURATION + "_sum", DURATION + "_count"):
+            _add_total(group(labels), name.endswith("_sum"), not labels.get("error_type"), value)
+        elif name == TTFC + "_bucket":
+            group(labels).ttfc.add(float(labels["le"]), value)
+        elif name == TOKENS:
+            group(labels).tokens[labels.get("gen_ai_token_type", "")] += value
+        elif name == COST:
+            group(labels).cost_usd += value
+        elif name == COST_UNKNOWN:
+            group(labels).cost_unknown += value
+        elif name == RETRIES:
+            group(labels).retries += value
+        elif name == CONFIDENCE + "_count":
+            group(labels).confidence_count += value
+        elif name == LOW_CONFIDENCE:
+            group(labels).low_confidence += value
+        elif name == REPEATS:
+            group(labels).repeats[labels.get("result", "")] += value
+        elif name == FEEDBACK:
+            group(labels).feedback[labels.get("outcome", "")] += value
+        elif name == EDIT_SECONDS + "_sum":
+            group(labels).edit_seconds += value
+        elif name == EDIT_SECONDS + "_count":
+            group(labels).edits += value
     return [groups[key] for key in sorted(groups) if groups[key].calls]
 
 
-def _sample_key(name: str, labels: dict[str, str]) -> tuple[str, frozenset[tuple[str, str]]]:
-    return name, frozenset(labels.items())
+def _sample_key(sample: Sample) -> tuple[str, frozenset[tuple[str, str]]]:
+    return sample.name, frozenset(sample.labels.items())
 
 
 def _sample_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
-        _sample_key(sample.name, sample.labels): sample.value
+        _sample_key(sample): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
@@ -250,3 +287,93 @@ def table_rows(stats: Iterable[GroupStats]) -> list[tuple[str, ...]]:
             )
         )
     return rows
+
+
+# The model-comparison report (`model-sidecar report --prometheus`): per model and arm.
+COMPARISON_KEYS = ("model", "experiment", "variant")
+COMPARISON_COLUMNS = (
+    "calls",
+    "p50 ms",
+    "p95 ms",
+    "p95 TTFT ms",
+    "$ per 10k",
+    "error %",
+    "retry %",
+    "low conf %",
+    "repeat same %",
+    *FEEDBACK_OUTCOMES,
+    "halluc. /1k",
+    "edit s",
+)
+
+
+def comparison_values(item: GroupStats) -> dict[str, object]:
+    """One row of the comparison as plain numbers (None where not measured), for JSON."""
+    return {
+        **dict(zip(COMPARISON_KEYS, item.key, strict=False)),
+        "calls": item.calls,
+        "p50_seconds": item.duration.quantile(0.5),
+        "p95_seconds": item.duration.quantile(0.95),
+        "p95_ttft_seconds": item.ttfc.quantile(0.95),
+        "cost_per_10k_usd": item.cost_per_10k,
+        "error_ratio": item.error_ratio,
+        "retry_ratio": item.retry_ratio,
+        "low_confidence_ratio": item.low_confidence_ratio,
+        "repeatability": item.repeatability,
+        "feedback": {outcome: item.feedback.get(outcome, 0.0) for outcome in FEEDBACK_OUTCOMES},
+        "hallucinations_per_1k": item.hallucinations_per_1k,
+        "mean_edit_seconds": item.mean_edit_seconds,
+    }
+
+
+def comparison_rows(stats: Iterable[GroupStats]) -> list[tuple[str, ...]]:
+    """Formatted cells of each row: model, experiment, variant, then COMPARISON_COLUMNS."""
+    items = list(stats)
+    rows = []
+    for item, cells in zip(items, table_rows(items), strict=True):
+        keys, numbers = cells[: len(item.key)], cells[len(item.key) :]
+        common = (*numbers[:4], *numbers[5:])  # every column but output tokens per second
+        feedback = (f"{item.feedback.get(outcome, 0.0):,.0f}" for outcome in FEEDBACK_OUTCOMES)
+        rows.append(
+            (
+                *keys,
+                *common,
+                *feedback,
+                _num(item.hallucinations_per_1k, 1),
+                _num(item.mean_edit_seconds, 1),
+            )
+        )
+    return rows
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|"
+        + "|".join("---" if i < len(COMPARISON_KEYS) else "---:" for i in range(len(headers)))
+        + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_comparison(stats: Sequence[GroupStats], fmt: str, title: str) -> str:
+    """The comparison as a terminal table, JSON or Markdown."""
+    if fmt == "json":
+        return json.dumps([comparison_values(item) for item in stats], indent=2) + "\n"
+    headers = (*COMPARISON_KEYS, *COMPARISON_COLUMNS)
+    rows = comparison_rows(stats)
+    if fmt == "markdown":
+        return f"**{title}**\n\n" + markdown_table(headers, rows)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index < 3 else "right", no_wrap=index == 0)
+    for row in rows:
+        table.add_row(*row)
+    console = Console(width=max(160, Console().width), record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text()

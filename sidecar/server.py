@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.config import SidecarConfig, split_host_port
-from sidecar.enrich import Enrichment
+from sidecar.config import ConfigError, SidecarConfig, split_host_port
+from sidecar.enrich import Enrichment, forget_output
+from sidecar.experiments.runtime import Experiments
 from sidecar.listener import HeadTimeoutServer
 from sidecar.pipeline import Pipeline, Sink
 from sidecar.proxy import Proxy
@@ -25,6 +29,17 @@ from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.server")
+
+# Sections a reload cannot change in a running process: a change is logged and ignored.
+RESTART_SECTIONS = (
+    "listen",
+    "admin_listen",
+    "telemetry",
+    "log",
+    "cost",
+    "confidence",
+    "repeatability",
+)
 
 
 def _bound_url(runner: web.BaseRunner) -> str:
@@ -42,8 +57,16 @@ class Sidecar:
         *,
         extra_sinks: Sequence[Sink] = (),
         environ: Mapping[str, str] | None = None,
+        config_loader: Callable[[], SidecarConfig] | None = None,
+        config_file: str | Path | None = None,
+        reload_interval: float = 5.0,
     ) -> None:
         self.config = config
+        # Reloads (SIGHUP, and a changed config_file) call config_loader for the new config.
+        self.config_loader = config_loader
+        self.config_file = Path(config_file) if config_file else None
+        self.reload_interval = reload_interval
+        self.reloads: dict[str, Any] = {"count": 0, "last_unix": None, "last_errors": []}
         self.environ = os.environ if environ is None else environ
         self.drops = TelemetryDrops()
         self.prometheus = PrometheusSink(config.telemetry, self.drops)
@@ -61,6 +84,14 @@ class Sidecar:
         self.upstreams = build_upstreams(config)
         self.router = Router(config, self.upstreams)
         self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.experiments = Experiments(
+            config, self.prometheus, self.pipeline, self.upstreams, lambda: self.sessions
+        )
+        # Experiment stages read output kept for enrichment: before it is forgotten.
+        stages = self.pipeline.enrichers
+        stages.insert(stages.index(forget_output), self.experiments.observe)
+        self._retired: list[aiohttp.ClientSession] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.proxy: Proxy | None = None
         self.draining = False
         self.stopped = False
@@ -81,8 +112,8 @@ class Sidecar:
         assert self._admin_runner is not None, "Sidecar.start() has not run"
         return _bound_url(self._admin_runner)
 
-    def _session(self) -> aiohttp.ClientSession:
-        limits = self.config.limits
+    def _session(self, config: SidecarConfig | None = None) -> aiohttp.ClientSession:
+        limits = (config or self.config).limits
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections_per_upstream, ttl_dns_cache=300
         )
@@ -112,6 +143,7 @@ class Sidecar:
             tracing=tracing,
             capture_content=bool(self.tracing and self.tracing.capture_content),
             enrichment=self.enrichment,
+            experiments=self.experiments,
         )
         server = HeadTimeoutServer(
             self.proxy.handle,
@@ -134,6 +166,113 @@ class Sidecar:
             "listening",
             extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
         )
+        if self.config_loader is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                # Only the main thread's loop can take signals.
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_now)
+            if self.config_file is not None:
+                self._spawn(self._watch_config_file())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # Config reload ------------------------------------------------------------------------
+
+    def reload_now(self) -> bool:
+        """Load the config again (SIGHUP): swap it in if valid, else keep the old one and log
+        every error. True when the new config was taken."""
+        assert self.config_loader is not None, "no config_loader: nothing to reload from"
+        try:
+            config = self.config_loader()
+        except ConfigError as exc:
+            self.reloads["last_errors"] = exc.errors
+            log.error(
+                "config reload rejected: the old config keeps serving (%d error(s))",
+                len(exc.errors),
+                extra={"errors": exc.errors},
+            )
+            for line in exc.errors:
+                log.error("config reload: %s", line)
+            return False
+        self.reload(config)
+        return True
+
+    def reload(self, config: SidecarConfig) -> None:
+        """Swap in a validated config at once: routes, sessions of changed upstreams, limits,
+        retries, experiments, feedback and audit. Calls under way finish on the old one."""
+        ignored = [
+            name for name in RESTART_SECTIONS if getattr(config, name) != getattr(self.config, name)
+        ]
+        if ignored:
+            log.warning(
+                "config reload: %s change(s) need a restart and were not applied",
+                ", ".join(ignored),
+                extra={"sections": ignored},
+            )
+            config = config.model_copy(
+                update={name: getattr(self.config, name) for name in ignored}
+            )
+        old_limits, new_limits = self.config.limits, config.limits
+        new_sessions = (
+            old_limits.connect_timeout_seconds,
+            old_limits.read_timeout_seconds,
+            old_limits.max_connections_per_upstream,
+        ) != (
+            new_limits.connect_timeout_seconds,
+            new_limits.read_timeout_seconds,
+            new_limits.max_connections_per_upstream,
+        )
+        upstreams = build_upstreams(config)
+        sessions: dict[str, aiohttp.ClientSession] = {}
+        for name, upstream in upstreams.items():
+            old = self.upstreams.get(name)
+            kept = self.sessions.get(name)
+            if (
+                kept is not None
+                and not new_sessions
+                and old is not None
+                and old.base_url == upstream.base_url
+            ):
+                sessions[name] = kept
+            else:
+                sessions[name] = self._session(config)
+        kept_ids = {id(session) for session in sessions.values()}
+        self._retired.extend(s for s in self.sessions.values() if id(s) not in kept_ids)
+        self.config, self.upstreams = config, upstreams
+        self.router = Router(config, upstreams)
+        self.sessions = sessions
+        if self.proxy is not None:
+            self.proxy.reconfigure(config, self.router, sessions)
+        self.experiments.reconfigure(config, upstreams)
+        self.reloads["count"] += 1
+        self.reloads["last_unix"] = time.time()
+        self.reloads["last_errors"] = []
+        log.info("config reloaded", extra={"experiments": [e.name for e in config.experiments]})
+        if self._retired:
+            self._spawn(self._close_retired_sessions())
+
+    async def _close_retired_sessions(self) -> None:
+        """Close sessions a reload replaced once no call can still use them."""
+        deadline = time.monotonic() + self.config.limits.read_timeout_seconds
+        retired, self._retired = self._retired, []
+        while self.proxy is not None and self.proxy.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        for session in retired:
+            await session.close()
+
+    async def _watch_config_file(self) -> None:
+        """Reload when the config file changes (Kubernetes swaps a ConfigMap's symlink)."""
+        assert self.config_file is not None
+        last = _file_signature(self.config_file)
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            current = _file_signature(self.config_file)
+            if current != last and current is not None:
+                last = current
+                log.info("config file changed", extra={"path": str(self.config_file)})
+                self.reload_now()
 
     def _admin_app(self) -> web.Application:
         app = web.Application()
@@ -141,6 +280,7 @@ class Sidecar:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status)
+        app.router.add_post("/experiments/{name}/resume", self._resume)
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -174,8 +314,22 @@ class Sidecar:
                 }
                 for name, upstream in self.upstreams.items()
             },
+            "experiments": self.experiments.status(),
+            "shadow_in_flight": self.experiments.shadows.in_flight,
+            "feedback_ids": len(self.experiments.feedback or ()),
+            "config_reloads": self.reloads,
         }
         return web.json_response(status)
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        experiment = self.experiments.resume(name)
+        if experiment is None:
+            known = ", ".join(sorted(self.experiments.table.by_name)) or "none configured"
+            return web.json_response(
+                {"error": {"message": f"no experiment {name!r} (known: {known})"}}, status=404
+            )
+        return web.json_response({"resumed": name, "weights": experiment.weights()})
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish within the grace period, flush telemetry."""
@@ -193,8 +347,24 @@ class Sidecar:
             log.warning("shutdown grace ran out", extra={"in_flight": self.proxy.in_flight})
         if self._proxy_runner is not None:
             await self._proxy_runner.cleanup()
-        for session in self.sessions.values():
+        if self.config_loader is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.experiments.close()
+        for session in [*self.sessions.values(), *self._retired]:
             await session.close()
         await self.pipeline.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, following symlinks; None when it cannot be read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns

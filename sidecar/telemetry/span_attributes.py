@@ -57,6 +57,8 @@ def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
         ("model_sidecar.repeat_result", record.repeat_result),
         ("model_sidecar.experiment", record.experiment or None),
         ("model_sidecar.variant", record.variant or None),
+        ("model_sidecar.request_id", record.request_id or None),
+        ("model_sidecar.pair_id", record.pair_id or None),
         ("model_sidecar.overhead_seconds", record.overhead),
     )
     return {key: value for key, value in pairs if value is not None}

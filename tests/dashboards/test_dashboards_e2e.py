@@ -13,12 +13,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboards.generate import OUTPUT_DIRS, SPECS
-from tests.conftest import RunningSimulator, SDKClients, SidecarFactory
+from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
 from tests.dashboards.grafana_vars import resolve_variables, selectors, substitute
-from tests.dashboards.traffic import send_wave
+from tests.dashboards.traffic import EXPERIMENTS, send_wave
 from tests.prometheus_server import PrometheusServer, running_prometheus
 
-CALLS = "sum(model_sidecar_requests_total)"
+# Calls the app made (shadow copies are calls of their own, counted once their pair is done).
+CALLS = 'sum(model_sidecar_requests_total{variant!="shadow"})'
+PAIRS = "sum(model_sidecar_shadow_pairs_total)"
 PROVIDERS = ["anthropic", "gcp.gemini", "openai"]
 # Scrapes are every second; a late rate window may need one more before it has two samples.
 SETTLE_SECONDS = 5.0
@@ -34,6 +36,7 @@ SIDECAR_CONFIG: dict[str, Any] = {
     },
     # gpt-4.1-nano (token probability ~0.5) is low, gpt-4o-mini (~0.95) is not.
     "confidence": {"threshold": 0.7},
+    "experiments": EXPERIMENTS,
 }
 
 
@@ -47,9 +50,10 @@ def finite_series(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [s for s in result if math.isfinite(float(s["value"][1]))]
 
 
-async def wait_for_calls(prometheus: PrometheusServer, total: int) -> None:
-    """Until Prometheus has scraped all `total` calls."""
+async def wait_for_calls(prometheus: PrometheusServer, total: int, pairs: int) -> None:
+    """Until Prometheus has scraped all `total` calls and `pairs` shadow pairs."""
     await prometheus.wait_for_series(f"{CALLS} >= {total}", timeout=30)
+    await prometheus.wait_for_series(f"{PAIRS} >= {pairs}", timeout=30)
 
 
 async def empty_queries(
@@ -79,8 +83,18 @@ async def empty_queries(
     return failures, len(checks)
 
 
+async def shadowed(records: RecordingSink, calls: int) -> int:
+    """Once the sidecar recorded `calls` app calls: how many of them were shadowed."""
+    done = await records.wait_for(calls)
+    return sum(1 for record in done if record.pair_id and record.variant == "control")
+
+
 async def test_every_panel_query_returns_data(
-    sidecar_factory: SidecarFactory, simulator: RunningSimulator, sdk: SDKClients, tmp_path: Path
+    sidecar_factory: SidecarFactory,
+    simulator: RunningSimulator,
+    sdk: SDKClients,
+    records: RecordingSink,
+    tmp_path: Path,
 ) -> None:
     sidecar = await sidecar_factory(SIDECAR_CONFIG)
     admin = urlsplit(sidecar.admin_url).netloc
@@ -88,9 +102,9 @@ async def test_every_panel_query_returns_data(
         # Two waves with a scrape between them: every series exists before it increases,
         # so rates over the window are above zero.
         calls = await send_wave(sidecar.proxy_url, sdk, simulator)
-        await wait_for_calls(prometheus, calls)
+        await wait_for_calls(prometheus, calls, await shadowed(records, calls))
         calls += await send_wave(sidecar.proxy_url, sdk, simulator)
-        await wait_for_calls(prometheus, calls)
+        await wait_for_calls(prometheus, calls, await shadowed(records, calls))
 
         dashboards = committed_dashboards()
         loop = asyncio.get_running_loop()

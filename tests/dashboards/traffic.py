@@ -1,5 +1,6 @@
 """One wave of mixed traffic through a sidecar: every protocol, streams, errors, client and
-sidecar retries, logprobs, temperature-0 repeats and an unpriced model. Returns how many calls
+sidecar retries, logprobs, temperature-0 repeats, an unpriced model, both arms of a split
+experiment with feedback on every call, and shadow pairs (EXPERIMENTS). Returns how many calls
 the sidecar saw, so a caller can wait until Prometheus has scraped them all."""
 
 from __future__ import annotations
@@ -19,6 +20,28 @@ GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Summarise the o
 # The SDK waits this long between its retries (the simulator's Retry-After).
 RETRY_AFTER_S = "0.01"
 UNPRICED_MODEL = "acme-finetune-1"
+SPLIT_MODEL = "gpt-4.1-mini"
+# Every gpt-4o-mini call is copied to gpt-4o (shadow pairs, both priced); gpt-4.1-mini calls
+# are split between it and gpt-4.1 by user (stop-loss configured: its trip counters exist).
+EXPERIMENTS: list[dict[str, Any]] = [
+    {
+        "name": "e2e-split",
+        "match": {"model": SPLIT_MODEL},
+        "key_header": "x-user-id",
+        "control": {"weight": 50},
+        "candidates": [{"model": "gpt-4.1", "weight": 50}],
+        "stop_loss": {},
+    },
+    {
+        "name": "e2e-shadow",
+        "mode": "shadow",
+        "match": {"model": "gpt-4o-mini"},
+        "candidates": [{"model": "gpt-4o", "weight": 100}],
+        "shadow": {"max_concurrency": 64, "max_per_second": 1000},
+    },
+]
+# Users whose keys land in both arms of e2e-split.
+USERS = [f"user-{index}" for index in range(8)]
 
 
 async def _openai(base: str, sdk: SDKClients) -> int:
@@ -94,9 +117,33 @@ async def _gemini(base: str) -> int:
     return 2
 
 
+async def _experiment(base: str, sdk: SDKClients) -> int:
+    """Split calls for every user, each with feedback (edit time, a hallucination)."""
+    client = sdk.openai(base)
+    models = set()
+    async with aiohttp.ClientSession() as http:
+        for user in USERS:
+            raw = await client.chat.completions.with_raw_response.create(
+                model=SPLIT_MODEL, messages=QUESTION, extra_headers={"x-user-id": user}
+            )
+            models.add(raw.parse().model)
+            request_id = raw.headers["x-model-sidecar-request-id"]
+            for feedback in (
+                {"outcome": "edited", "edit_seconds": 30},
+                {"outcome": "hallucination"},
+                {"outcome": "accepted", "score": 0.5},
+            ):
+                body = {"request_id": request_id, **feedback}
+                async with http.post(f"{base}/_sidecar/feedback", json=body) as response:
+                    assert response.status == 200, await response.text()
+    assert len(models) == 2, models  # both arms
+    return len(USERS)
+
+
 async def send_wave(base: str, sdk: SDKClients, simulator: RunningSimulator) -> int:
-    """Send one wave of every kind of call through the sidecar at `base`; returns the calls."""
+    """Send one wave of every kind of call through the sidecar at `base`; returns the calls
+    the app made (shadow copies come on top: wait for those with `shadow_calls`)."""
     counts = await asyncio.gather(
-        _openai(base, sdk), _anthropic(base, sdk, simulator), _gemini(base)
+        _openai(base, sdk), _anthropic(base, sdk, simulator), _gemini(base), _experiment(base, sdk)
     )
     return sum(counts)

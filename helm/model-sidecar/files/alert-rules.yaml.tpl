@@ -324,13 +324,13 @@ groups:
           runbook_url: "{{ .Values.alerts.runbookUrl }}#candidatemodelworse"
       - alert: ModelSidecarStopLossTripped
         expr: |-
-          sum by (experiment, variant) (increase(model_sidecar_stop_loss_tripped_total[15m])) > 0
+          sum by (experiment, reason) (increase(model_sidecar_stoploss_trips_total[15m])) > 0
         for: 0s
         labels:
           severity: "warning"
         annotations:
-          summary: "Stop-loss rolled back {{`{{ $labels.variant }}`}} of experiment {{`{{ $labels.experiment }}`}}"
-          description: "The sidecar's stop-loss sent the traffic of {{`{{ $labels.variant }}`}} of experiment {{`{{ $labels.experiment }}`}} back to the control (trips in the last 15 minutes: {{`{{ $value | humanize }}`}})."
+          summary: "Stop-loss rolled back a candidate of experiment {{`{{ $labels.experiment }}`}} ({{`{{ $labels.reason }}`}})"
+          description: "The sidecar's stop-loss sent a candidate's traffic of experiment {{`{{ $labels.experiment }}`}} back to the control: its {{`{{ $labels.reason }}`}} crossed the configured limit (trips in the last 15 minutes: {{`{{ $value | humanize }}`}}). The sidecar's /status and log name the candidate and the numbers."
           runbook_url: "{{ .Values.alerts.runbookUrl }}#modelsidecarstoplosstripped"
   - name: model-sidecar.sidecar
     rules:

@@ -1,0 +1,46 @@
+"""The app's request, asking for another model: the `model` field of the JSON body, or the
+model segment of a Gemini path. Everything else in the request stays as the app sent it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import orjson
+
+from sidecar.protocols.base import WireProtocol
+from sidecar.protocols.gemini import gemini_call
+from sidecar.record import RequestInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """A request for another model: its path, body and what the protocol learns from it."""
+
+    path: str
+    body: bytes
+    info: RequestInfo
+
+
+def ask_for_model(
+    protocol: WireProtocol,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    info: RequestInfo,
+    model: str,
+) -> Rewritten | None:
+    """The request rewritten to ask for `model`, or None when its model cannot be found."""
+    if info.request_model == model:
+        return Rewritten(path, body, info)
+    current, call = gemini_call(path)
+    if current is not None and protocol.name == "gemini":
+        at = path.rfind("/models/")
+        new_path = f"{path[: at + len('/models/')]}{quote(model, safe='')}:{call}"
+        return Rewritten(new_path, body, protocol.classify(method, new_path, query, info.body))
+    payload = info.body
+    if not isinstance(payload, dict) or "model" not in payload:
+        return None
+    changed = {**payload, "model": model}
+    return Rewritten(path, orjson.dumps(changed), protocol.classify(method, path, query, changed))
