@@ -25,11 +25,21 @@ from sidecar.traffic import ModelTarget, TrafficGenerator
 # Contrasting profiles of the simulated provider (sidecar/simulate/profiles.py).
 DEMO_TARGETS = (
     ModelTarget("gemini", "gemini-2.0-flash", 3.0),  # fast, cheap flash-class
-    ModelTarget("openai", "gpt-4o-mini", 3.0),  # fast, cheap
+    ModelTarget("openai", "gpt-4o-mini", 5.0),  # fast, cheap: the experiment's control
     ModelTarget("anthropic", "claude-sonnet-4", 2.0),  # slower, pricier, steady
-    ModelTarget("openai", "gpt-4.1-nano", 2.0),  # flaky: 429s, errors, unsure answers
     ModelTarget("openai", "gpt-4o", 2.0),  # not repeatable at temperature 0
 )
+# A split experiment: 30 % of the gpt-4o-mini calls go to the flaky gpt-4.1-nano (429s,
+# errors, unsure answers) until the stop-loss sees its error ratio and rolls it back.
+DEMO_EXPERIMENT = {
+    "name": "mini-vs-nano",
+    "mode": "split",
+    "match": {"model": "gpt-4o-mini"},
+    "control": {"weight": 70},
+    "candidates": [{"model": "gpt-4.1-nano", "weight": 30}],
+    "stop_loss": {"window_calls": 100, "min_calls": 20, "max_error_ratio_increase": 0.1},
+}
+GROUP_BY = ("gen_ai_request_model", "variant")
 DEFAULT_PROXY = "127.0.0.1:8788"
 DEFAULT_ADMIN = "127.0.0.1:9788"
 
@@ -64,9 +74,10 @@ def summary_table(metrics_text: str, title: str) -> Table:
     """The per-model table, computed from a /metrics exposition."""
     table = Table(title=title, title_justify="left")
     table.add_column("model", no_wrap=True, min_width=16)
+    table.add_column("variant", no_wrap=True)
     for column in COLUMNS:
         table.add_column(column, justify="right")
-    for row in table_rows(summarize(metrics_text)):
+    for row in table_rows(summarize(metrics_text, GROUP_BY)):
         table.add_row(*row)
     return table
 
@@ -88,7 +99,7 @@ async def _start_simulator() -> tuple[web.AppRunner, str]:
 
 async def run_demo(options: DemoOptions) -> int:
     """Run simulator, sidecar and traffic; show the live table; print the summary and next steps."""
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(140, Console().width))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -100,6 +111,7 @@ async def run_demo(options: DemoOptions) -> int:
             "listen": free_or_fallback(DEFAULT_PROXY, console),
             "admin_listen": free_or_fallback(DEFAULT_ADMIN, console),
             "upstreams": {name: {"url": sim_url} for name in ("openai", "anthropic", "gemini")},
+            "experiments": [DEMO_EXPERIMENT],
         }
     )
     sidecar = Sidecar(config, environ={})
@@ -120,6 +132,7 @@ async def run_demo(options: DemoOptions) -> int:
             console.print(f"Traffic done; still serving {metrics_url} until Ctrl-C.")
             await stop.wait()
         final = await _metrics_text(http, metrics_url)
+        experiments = await _experiment_lines(http, sidecar.admin_url)
     finally:
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -129,6 +142,8 @@ async def run_demo(options: DemoOptions) -> int:
         await sidecar.stop()
         await sim_runner.cleanup()
     console.print(summary_table(final, "What the sidecar measured, per model (from /metrics)"))
+    for line in experiments:
+        console.print(line)
     console.print(
         f"/metrics was served at {metrics_url}.\n"
         "Next steps: point your app at the sidecar (OPENAI_BASE_URL=http://127.0.0.1:8788/v1, "
@@ -160,4 +175,22 @@ async def _watch(
             await asyncio.wait([run], timeout=1.0)
             progress.update(bar, completed=min(options.duration, time.monotonic() - started))
             text = await _metrics_text(http, metrics_url)
-            live.update(Group(progress, summary_table(text, "Live, from the sidecar's /metrics")))
+            lines = await _experiment_lines(http, metrics_url.removesuffix("/metrics"))
+            table = summary_table(text, "Live, from the sidecar's /metrics")
+            live.update(Group(progress, table, *lines))
+
+
+async def _experiment_lines(http: aiohttp.ClientSession, admin_url: str) -> list[str]:
+    """One line per experiment from /status: its weights, or why the stop-loss rolled it back."""
+    async with http.get(admin_url + "/status") as response:
+        status = await response.json()
+    lines = []
+    for name, state in status.get("experiments", {}).items():
+        weights = ", ".join(f"{arm} {weight:g}%" for arm, weight in state["weights"].items())
+        lines.append(f"experiment {name} ({state['mode']}): weights now {weights}")
+        for trip in state["trips"]:
+            lines.append(
+                f"  stop-loss tripped: {trip['variant']} rolled back ({trip['reason']}: "
+                f"{trip['detail']})"
+            )
+    return lines

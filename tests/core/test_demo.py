@@ -13,12 +13,12 @@ from sidecar.report import COLUMNS
 
 
 def table(out: str) -> dict[str, dict[str, str]]:
-    """The summary table's rows, by model, from the demo's output."""
+    """The summary table's rows, by model, from the demo's output (with the variant)."""
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) == len(COLUMNS) + 1 and re.fullmatch(r"[\d,]+", cells[1]):
-            rows[cells[0]] = dict(zip(COLUMNS, cells[1:], strict=True))
+        if len(cells) == len(COLUMNS) + 2 and re.fullmatch(r"[\d,]+", cells[2]):
+            rows[cells[0]] = {"variant": cells[1], **dict(zip(COLUMNS, cells[2:], strict=True))}
     return rows
 
 
@@ -43,7 +43,17 @@ def listened(out: str) -> list[str]:
 
 def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", "demo", "--duration", "5", "--no-live"],
+        [
+            sys.executable,
+            "-m",
+            "sidecar.cli",
+            "demo",
+            "--duration",
+            "6",
+            "--rps",
+            "40",
+            "--no-live",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -57,6 +67,11 @@ def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> 
     assert number(flash["p50 ms"]) < number(sonnet["p50 ms"])
     assert number(flaky["error %"]) > 0
     assert number(flash["error %"]) == 0
+    assert number(sonnet["$ per 10k"]) > 10 * number(flash["$ per 10k"]) > 0
+    # The split experiment: the flaky candidate is rolled back by the stop-loss.
+    assert flaky["variant"] == "candidate" and rows["gpt-4o-mini"]["variant"] == "control"
+    assert "experiment mini-vs-nano (split): weights now control 100%" in result.stdout
+    assert "stop-loss tripped: candidate rolled back (errors:" in result.stdout
     assert "/metrics was served at http://127.0.0.1:" in result.stdout
     assert all(port_is_free(address) for address in listened(result.stdout))
 
