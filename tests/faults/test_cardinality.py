@@ -1,4 +1,4 @@
-"""Cardinality attack: 10,000 model names and 2,000 paths leave series and memory bounded."""
+"""Cardinality attack: 10,000 models, 2,000 experiment keys and paths: series and memory bounded."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import resource
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.server import Sidecar
-from tests.conftest import RecordingSink
+from tests.conftest import RecordingSink, SidecarFactory
 
 MODELS = 10_000
 PATHS = 2_000
+KEYS = 2_000
 CAP = 100
 
 
@@ -29,15 +29,26 @@ def label_values(text: str, label: str) -> set[str]:
     }
 
 
-async def test_ten_thousand_models_and_paths_stay_bounded(
-    sidecar: Sidecar, records: RecordingSink
+EXPERIMENT = {
+    "name": "keys",
+    "match": {"model": "gpt-4o-mini"},
+    "key_header": "x-user-id",
+    "control": {"weight": 50},
+    "candidates": [{"model": "gpt-4o", "weight": 50}],
+}
+
+
+async def test_ten_thousand_models_keys_and_paths_stay_bounded(
+    sidecar_factory: SidecarFactory, records: RecordingSink
 ) -> None:
+    sidecar = await sidecar_factory({"experiments": [EXPERIMENT]})
     semaphore = asyncio.Semaphore(32)
 
-    async def call(http: aiohttp.ClientSession, path: str, model: str) -> None:
+    async def call(http: aiohttp.ClientSession, path: str, model: str, key: str = "") -> None:
         async with semaphore:
             body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
-            async with http.post(sidecar.proxy_url + path, json=body) as response:
+            headers = {"x-user-id": key} if key else {}
+            async with http.post(sidecar.proxy_url + path, json=body, headers=headers) as response:
                 await response.read()
 
     async with aiohttp.ClientSession() as http:
@@ -48,8 +59,9 @@ async def test_ten_thousand_models_and_paths_stay_bounded(
         await asyncio.gather(
             *(call(http, "/v1/chat/completions", f"model-{i}") for i in range(MODELS)),
             *(call(http, f"/v1/unknown/{i}", "gpt-4o-mini") for i in range(PATHS)),
+            *(call(http, "/v1/chat/completions", "gpt-4o-mini", f"user-{i}") for i in range(KEYS)),
         )
-        await records.wait_for(200 + MODELS + PATHS, timeout=60)
+        await records.wait_for(200 + MODELS + PATHS + KEYS, timeout=60)
         async with http.get(sidecar.admin_url + "/metrics") as response:
             after = await response.text()
     rss_growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
@@ -58,7 +70,9 @@ async def test_ten_thousand_models_and_paths_stay_bounded(
     models = label_values(after, "gen_ai_request_model") - {""}
     assert len(models) <= CAP + 1 and "other" in models
     assert len(label_values(after, "gen_ai_response_model") - {""}) <= CAP + 1
-    # Paths never become labels: unknown paths are operation "other".
+    # Experiment keys are hashed into an arm, never a label; paths never become labels.
+    assert label_values(after, "variant") <= {"", "control", "candidate"}
+    assert not any(f"user-{i}" in after for i in (0, 1, KEYS - 1))
     assert label_values(after, "gen_ai_operation_name") <= {"chat", "other"}
     # Bound: the model cap fills up during warm-up, so 12,000 more calls add almost no series.
     assert series_count(after) < series_count(warm) * 1.5
