@@ -60,8 +60,15 @@ def split_host_port(value: str) -> tuple[str, int]:
 class UpstreamConfig(Strict):
     """One upstream provider endpoint."""
 
-    url: str
-    protocol: Literal["openai", "anthropic", "gemini"] = "openai"
+    url: str = Field(
+        description="Base URL of the provider (http or https; no credentials, query or "
+        "fragment); the app's path is appended to it."
+    )
+    protocol: Literal["openai", "anthropic", "gemini"] = Field(
+        default="openai",
+        description="Wire protocol it speaks; the upstreams named openai, anthropic and gemini "
+        "default to their own.",
+    )
     path_prefix: str = Field(
         default="",
         description="Requests under this path prefix go to this upstream, prefix removed.",
@@ -93,8 +100,12 @@ class UpstreamConfig(Strict):
 class LimitsConfig(Strict):
     """Sizes and timeouts of the forwarding path."""
 
-    max_request_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_request_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="Larger request bodies get a JSON 413."
+    )
+    connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait to connect to an upstream (then 502)."
+    )
     read_timeout_seconds: float = Field(
         default=600.0, gt=0, description="Longest wait for the next upstream bytes."
     )
@@ -102,24 +113,52 @@ class LimitsConfig(Strict):
         default=60.0, gt=0, description="Longest wait for a client's headers and body."
     )
     max_connections_per_upstream: int = Field(default=0, ge=0, description="0 means unlimited.")
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM/SIGINT, how long in-flight calls and streams may take to finish.",
+    )
 
 
 class TelemetryConfig(Strict):
     """What is measured and how it is exported."""
 
-    max_model_labels: int = Field(default=100, gt=0)
-    inject_stream_usage: bool = True
-    propagate_traceparent: bool = True
-    capture_content_max_chars: int = Field(default=16384, ge=0)
-    queue_size: int = Field(default=10000, gt=0)
+    max_model_labels: int = Field(
+        default=100,
+        gt=0,
+        description="Distinct values per model label; later models are exported as `other`.",
+    )
+    inject_stream_usage: bool = Field(
+        default=True,
+        description="Ask OpenAI streams for usage and remove it from the app's stream when "
+        "the app did not ask for it.",
+    )
+    propagate_traceparent: bool = Field(
+        default=True,
+        description="Send the call's span upstream as `traceparent` (when tracing is on).",
+    )
+    capture_content_max_chars: int = Field(
+        default=16384,
+        ge=0,
+        description="Characters of content kept per message on spans when "
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT opts in; 0 never captures.",
+    )
+    queue_size: int = Field(
+        default=10000,
+        gt=0,
+        description="Finished calls waiting for the sinks; past it they are dropped and counted.",
+    )
 
 
 class LogConfig(Strict):
     """JSON-lines logging."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = False
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level written (JSON lines on stderr)."
+    )
+    access_log: bool = Field(
+        default=False, description="One JSON line per call (no bodies, no credentials)."
+    )
 
 
 class ModelPriceOverride(Strict):
@@ -138,7 +177,7 @@ class ModelPriceOverride(Strict):
 class CostConfig(Strict):
     """Pricing with genai-prices' bundled data (never fetched at run time) plus overrides."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Price every call.")
     overrides: dict[str, ModelPriceOverride] = Field(
         default_factory=dict,
         description="Prices by model name (response model, else request model); they win "
@@ -152,8 +191,12 @@ class CostConfig(Strict):
 class ConfidenceConfig(Strict):
     """How sure the model was: from token logprobs, a JSON output field, or a header."""
 
-    enabled: bool = True
-    source: Literal["logprobs", "json_field", "header"] = "logprobs"
+    enabled: bool = Field(default=True, description="Measure the confidence of every call.")
+    source: Literal["logprobs", "json_field", "header"] = Field(
+        default="logprobs",
+        description="Token logprobs (when the response has them), a number in the model's "
+        "JSON output, or an upstream response header.",
+    )
     json_field: str = Field(
         default="confidence",
         description="Dotted path of a number in the model's JSON output (source json_field).",
@@ -182,10 +225,20 @@ class RetryConfig(Strict):
 
     enabled: bool = Field(default=False, description="Let the sidecar retry failed attempts.")
     max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per call, first incl.")
-    statuses: list[int] = Field(default_factory=lambda: [429, 502, 503, 504])
-    retry_connect_errors: bool = True
-    backoff_initial_seconds: float = Field(default=0.25, ge=0)
-    backoff_max_seconds: float = Field(default=4.0, ge=0)
+    statuses: list[int] = Field(
+        default_factory=lambda: [429, 502, 503, 504],
+        description="Upstream statuses (400-599) that are retried.",
+    )
+    retry_connect_errors: bool = Field(
+        default=True, description="Also retry attempts that could not reach the upstream."
+    )
+    backoff_initial_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Backoff before the first retry without Retry-After; doubles each retry, "
+        "with jitter.",
+    )
+    backoff_max_seconds: float = Field(default=4.0, ge=0, description="Longest backoff.")
     max_retry_after_seconds: float = Field(
         default=30.0,
         ge=0,
@@ -194,14 +247,18 @@ class RetryConfig(Strict):
     budget_ratio: float = Field(
         default=0.1, ge=0, le=1, description="Retries may be at most this share of calls."
     )
-    budget_window_seconds: float = Field(default=60.0, gt=0)
+    budget_window_seconds: float = Field(
+        default=60.0, gt=0, description="Sliding window of the retry budget."
+    )
     budget_min_retries: int = Field(
         default=3, ge=0, description="Retries always allowed per window, however few calls."
     )
     idempotency_window_seconds: float = Field(
         default=600.0, ge=0, description="A repeated Idempotency-Key within this is a retry."
     )
-    idempotency_max_keys: int = Field(default=10000, ge=0)
+    idempotency_max_keys: int = Field(
+        default=10000, ge=0, description="Idempotency-Key hashes remembered (oldest forgotten)."
+    )
 
     @field_validator("statuses")
     @classmethod
@@ -215,7 +272,11 @@ class RetryConfig(Strict):
 class RepeatabilityConfig(Strict):
     """Fingerprints of temperature-0 / fixed-seed calls, to count same vs different outputs."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="Count same vs different outputs of repeated temperature-0 or "
+        "fixed-seed calls.",
+    )
     max_fingerprints: int = Field(
         default=10000, gt=0, description="Request fingerprints remembered (LRU; hashes only)."
     )
@@ -224,23 +285,50 @@ class RepeatabilityConfig(Strict):
 class SidecarConfig(Strict):
     """The whole configuration file."""
 
-    listen: str = "127.0.0.1:8788"
-    admin_listen: str = "127.0.0.1:9788"
-    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
-    default_upstream: str = "openai"
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
-    cost: CostConfig = Field(default_factory=CostConfig)
-    confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
-    retries: RetryConfig = Field(default_factory=RetryConfig)
-    repeatability: RepeatabilityConfig = Field(default_factory=RepeatabilityConfig)
+    listen: str = Field(
+        default="127.0.0.1:8788", description="HOST:PORT of the proxy the apps call."
+    )
+    admin_listen: str = Field(
+        default="127.0.0.1:9788",
+        description="HOST:PORT of /metrics, /healthz, /readyz and /status.",
+    )
+    upstreams: dict[str, UpstreamConfig] = Field(
+        default_factory=dict,
+        description="Providers by name; openai, anthropic and gemini always exist (public "
+        "URLs unless set here).",
+    )
+    default_upstream: str = Field(
+        default="openai", description="Where paths that no protocol or prefix claims go."
+    )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Sizes and timeouts of the forwarding path."
+    )
+    telemetry: TelemetryConfig = Field(
+        default_factory=TelemetryConfig, description="What is measured and how it is exported."
+    )
+    log: LogConfig = Field(default_factory=LogConfig, description="JSON-lines logging.")
+    cost: CostConfig = Field(default_factory=CostConfig, description="Pricing of every call.")
+    confidence: ConfidenceConfig = Field(
+        default_factory=ConfidenceConfig, description="How sure the model was."
+    )
+    retries: RetryConfig = Field(
+        default_factory=RetryConfig,
+        description="Client retry detection and the sidecar's own retries.",
+    )
+    repeatability: RepeatabilityConfig = Field(
+        default_factory=RepeatabilityConfig,
+        description="Same vs different outputs of repeated deterministic calls.",
+    )
     experiments: list[ExperimentConfig] = Field(
         default_factory=list,
         description="Split or shadow traffic between models; see docs/experiments.md.",
     )
-    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
-    audit: AuditConfig = Field(default_factory=AuditConfig)
+    feedback: FeedbackConfig = Field(
+        default_factory=FeedbackConfig, description="Outcomes of calls posted by the app."
+    )
+    audit: AuditConfig = Field(
+        default_factory=AuditConfig, description="Opt-in sample of calls for human audits."
+    )
 
     @field_validator("listen", "admin_listen")
     @classmethod

@@ -50,13 +50,21 @@ class MatchConfig(Section):
 class ControlConfig(Section):
     """The control arm: the model the app asked for, unchanged."""
 
-    weight: float = Field(default=WEIGHT_TOTAL, ge=0, le=WEIGHT_TOTAL)
+    weight: float = Field(
+        default=WEIGHT_TOTAL,
+        ge=0,
+        le=WEIGHT_TOTAL,
+        description="split: percent of calls kept on the control (all weights sum to 100); "
+        "unused in shadow mode.",
+    )
 
 
 class CandidateConfig(Section):
     """A candidate arm: another model, optionally on another upstream of the same protocol."""
 
-    model: str = Field(min_length=1)
+    model: str = Field(
+        min_length=1, description="The model sent instead (split) or in the copy (shadow)."
+    )
     upstream: str | None = Field(
         default=None, description="Default: the upstream the call was routed to."
     )
@@ -123,18 +131,33 @@ class StopLossConfig(Section):
 class ExperimentConfig(Section):
     """One experiment: which calls, the control, the candidates, the mode and a stop-loss."""
 
-    name: str
-    mode: Literal["split", "shadow"] = "split"
-    match: MatchConfig
-    control: ControlConfig = Field(default_factory=ControlConfig)
-    candidates: list[CandidateConfig] = Field(min_length=1)
+    name: str = Field(
+        description="The `experiment` label value: 1-63 of a-z, 0-9, '.', '_', '-'; unique."
+    )
+    mode: Literal["split", "shadow"] = Field(
+        default="split",
+        description="split: a share of the calls goes to a candidate; shadow: calls are "
+        "copied to candidates in the background, the app gets the control's answer.",
+    )
+    match: MatchConfig = Field(description="Which calls take part.")
+    control: ControlConfig = Field(
+        default_factory=ControlConfig, description="The model the app asked for."
+    )
+    candidates: list[CandidateConfig] = Field(
+        min_length=1, description="The models compared with the control (at least one)."
+    )
     key_header: str | None = Field(
         default=None,
         description="Sticky assignment by this request header (hashed, never stored); "
         "random per call without it.",
     )
-    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
-    stop_loss: StopLossConfig | None = None
+    shadow: ShadowConfig = Field(
+        default_factory=ShadowConfig, description="Limits on shadow copies (shadow mode)."
+    )
+    stop_loss: StopLossConfig | None = Field(
+        default=None,
+        description="When to roll a candidate back to weight 0; without it, never.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -164,7 +187,7 @@ class ExperimentConfig(Section):
 class FeedbackConfig(Section):
     """POST /_sidecar/feedback: outcomes of calls, found by their x-model-sidecar-request-id."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Accept POST /_sidecar/feedback.")
     max_request_ids: int = Field(
         default=10000, gt=0, description="Request ids remembered (LRU) for feedback."
     )
@@ -174,7 +197,10 @@ class AuditConfig(Section):
     """An opt-in JSON-lines sample of request/response pairs for human audits."""
 
     sample_rate: float = Field(default=0.0, ge=0, le=1, description="Share of calls written.")
-    path: str = "model-sidecar-audit.jsonl"
+    path: str = Field(
+        default="model-sidecar-audit.jsonl",
+        description="The JSON-lines file the sample is appended to.",
+    )
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Rotate past this size.")
     backups: int = Field(default=3, ge=0, description="Rotated files kept (.1, .2, …).")
     redact: list[str] = Field(

@@ -6,11 +6,11 @@ python -m sidecar.telemetry.metrics_doc --check  # exit 1 if docs/metrics.md dif
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sidecar.generated_doc import run_doc_command
 from sidecar.telemetry.prometheus import COMMON_LABELS, LABELS, METRICS, MetricDef
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -96,23 +96,12 @@ def render_markdown() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the reference, or with --check report whether it is up to date (exit 1 if not)."""
-    parser = argparse.ArgumentParser(prog="python -m sidecar.telemetry.metrics_doc")
-    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
-    parser.add_argument("--path", type=Path, default=DEFAULT_PATH, help="the file to write")
-    args = parser.parse_args(argv)
-    expected = render_markdown()
-    if args.check:
-        current = args.path.read_text() if args.path.exists() else ""
-        if current != expected:
-            print(
-                f"{args.path} is out of date: run python -m sidecar.telemetry.metrics_doc",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    args.path.parent.mkdir(parents=True, exist_ok=True)
-    args.path.write_text(expected)
-    return 0
+    return run_doc_command(
+        argv,
+        module="sidecar.telemetry.metrics_doc",
+        default_path=DEFAULT_PATH,
+        render=render_markdown,
+    )
 
 
 if __name__ == "__main__":
