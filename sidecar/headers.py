@@ -23,6 +23,7 @@ HOP_BY_HOP = frozenset(
 )
 _NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
 _NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP
+_NOT_FORWARDED_DOWNSTREAM_NO_LENGTH = HOP_BY_HOP | {"content-length"}
 
 CREDENTIAL_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
 _KEY_IN_QUERY = re.compile(r"(?i)(^|&)(key|api_key|api-key)=[^&]*")
@@ -42,10 +43,7 @@ def upstream_request_headers(
     drop = _NOT_FORWARDED_UPSTREAM
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
-    result: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in drop:
-            result.add(name, value)
+    result = CIMultiDict([item for item in headers.items() if item[0].lower() not in drop])
     if "Accept-Encoding" in result:
         result["Accept-Encoding"] = filter_accept_encoding(
             result["Accept-Encoding"], accepted_encodings
@@ -57,16 +55,10 @@ def downstream_response_headers(
     headers: CIMultiDictProxy[str], keep_length: bool
 ) -> CIMultiDict[str]:
     """The upstream's response headers as sent to the app: no hop-by-hop fields."""
-    drop = _NOT_FORWARDED_DOWNSTREAM
+    drop = _NOT_FORWARDED_DOWNSTREAM if keep_length else _NOT_FORWARDED_DOWNSTREAM_NO_LENGTH
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
-    if not keep_length:
-        drop = drop | {"content-length"}
-    result: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in drop:
-            result.add(name, value)
-    return result
+    return CIMultiDict([item for item in headers.items() if item[0].lower() not in drop])
 
 
 def filter_accept_encoding(value: str, accepted: Iterable[str]) -> str:

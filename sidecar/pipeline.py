@@ -14,6 +14,9 @@ log = logging.getLogger("sidecar.pipeline")
 
 Enricher = Callable[[CallRecord], None]
 
+# Records processed per event-loop iteration before the forwarding path gets its turn.
+DRAIN_BATCH = 64
+
 
 class Sink(Protocol):
     """Something that exports finished calls. It must never raise into the proxy."""
@@ -34,7 +37,7 @@ class Sink(Protocol):
 
 
 class Pipeline:
-    """A bounded queue of finished calls, drained by one task that runs enrichers then sinks."""
+    """A bounded queue of finished calls, drained on the event loop: enrichers, then sinks."""
 
     def __init__(
         self,
@@ -46,15 +49,17 @@ class Pipeline:
         self.enrichers = list(enrichers)
         self.queue_size = queue_size
         self._queue: deque[CallRecord] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Whether a drain callback is scheduled on the loop (one at a time).
+        self._scheduled = False
         self.dropped_total = 0
 
     def start(self) -> None:
-        """Start draining the queue on the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        """Drain the queue on the running event loop from now on."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            if self._queue:
+                self._schedule()
 
     def started(self, record: CallRecord) -> None:
         """Tell every sink a call has begun."""
@@ -75,7 +80,13 @@ class Pipeline:
                     log.exception("sink %s failed on dropped", sink.name)
             return
         self._queue.append(record)
-        self._wakeup.set()
+        if not self._scheduled and self._loop is not None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        self._scheduled = True
+        self._loop.call_soon(self._drain)
 
     def process(self, record: CallRecord) -> None:
         """Run the enrichers and then every sink on one record; failures stay contained."""
@@ -90,26 +101,24 @@ class Pipeline:
             except Exception:
                 log.exception("sink %s failed on call_finished", sink.name)
 
-    async def _drain(self) -> None:
+    def _drain(self) -> None:
+        """Process up to a batch of queued records; the rest in a later loop iteration.
+
+        A plain loop callback, not a task: waking a task per burst of calls costs more
+        than the records' own processing. The batch limit keeps a burst from starving
+        the forwarding path.
+        """
         queue = self._queue
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while queue:
-                self.process(queue.popleft())
-                # Yield now and then so a burst never starves the forwarding path.
-                if len(queue) % 64 == 0:
-                    await asyncio.sleep(0)
-            if self._closing:
-                return
+        for _ in range(min(len(queue), DRAIN_BATCH)):
+            self.process(queue.popleft())
+        if queue and self._loop is not None:
+            self._loop.call_soon(self._drain)
+        else:
+            self._scheduled = False
 
     async def close(self) -> None:
-        """Drain what is queued, stop the task, and close every sink."""
-        self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        """Drain what is queued, stop draining, and close every sink."""
+        self._loop = None  # a scheduled drain finds no loop and stops rescheduling
         while self._queue:
             self.process(self._queue.popleft())
         # A sink may wait on the network while it flushes: keep the event loop free.

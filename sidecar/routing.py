@@ -9,6 +9,9 @@ from sidecar.config import SidecarConfig
 from sidecar.protocols.base import WireProtocol
 from sidecar.protocols.registry import default_protocols, protocol_for_path
 
+# Routes are cached per path; apps use a handful of paths, so this bound is rarely reached.
+MAX_CACHED_PATHS = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
@@ -66,9 +69,18 @@ class Router:
             name: upstreams[config.protocol_upstream(name)] for name in default_protocols()
         }
         self._default = upstreams[config.default_upstream]
+        self._cache: dict[str, Route] = {}
 
     def route(self, path: str) -> Route:
-        """The route for a request path (percent-encoded, without the query)."""
+        """The route for a request path (percent-encoded, without the query); cached per path."""
+        route = self._cache.get(path)
+        if route is None:
+            if len(self._cache) >= MAX_CACHED_PATHS:
+                self._cache.clear()
+            route = self._cache[path] = self._resolve(path)
+        return route
+
+    def _resolve(self, path: str) -> Route:
         for upstream in self._prefixed:
             prefix = upstream.path_prefix
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
