@@ -27,11 +27,11 @@ EXAMPLE_HEADING = "## Complete example"
 RELOAD_CAVEATS = {
     "limits": "New `connect_timeout_seconds`, `read_timeout_seconds` or "
     "`max_connections_per_upstream` values open new connection pools; calls under way finish "
-    "on the old ones. A new `client_read_timeout_seconds` applies to request bodies at once, "
-    "but the wait for a request's headers keeps the start-up value until a restart.",
-    "retries": "The sidecar's retry policy is replaced at once; `idempotency_window_seconds` "
-    "and `idempotency_max_keys` (client retry detection) keep their start-up values until a "
-    "restart.",
+    "on the old ones. A new `client_read_timeout_seconds` applies at once to request bodies "
+    "and to connections that go idle from then on.",
+    "retries": "The sidecar's retry policy is replaced at once; a new "
+    "`idempotency_window_seconds` or `idempotency_max_keys` applies at once too (the key "
+    "hashes already seen are kept).",
     "upstreams": "A changed URL gets a new connection pool; the old one closes once idle.",
     "experiments": "An experiment whose config did not change keeps its state (a rolled-back "
     "candidate stays rolled back); a changed or new one starts afresh.",

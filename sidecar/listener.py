@@ -35,6 +35,11 @@ class HeadTimeoutServer(web.Server):
         self._deadlines: dict[RequestHandler, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
+    def set_head_timeout(self, seconds: float) -> None:
+        """Use a new head timeout from now on (connections already idle keep their deadline)."""
+        self._head_timeout = seconds
+        self._sweep_every = min(1.0, seconds / SWEEPS_PER_TIMEOUT)
+
     def __call__(self) -> RequestHandler:
         protocol = super().__call__()
         self._arm(protocol)

@@ -97,6 +97,7 @@ class Sidecar:
         self.stopped = False
         self.started_at = time.monotonic()
         self._proxy_runner: web.ServerRunner | None = None
+        self._proxy_server: HeadTimeoutServer | None = None
         self._admin_runner: web.AppRunner | None = None
         self._proxy_site: web.TCPSite | None = None
 
@@ -145,7 +146,7 @@ class Sidecar:
             enrichment=self.enrichment,
             experiments=self.experiments,
         )
-        server = HeadTimeoutServer(
+        server = self._proxy_server = HeadTimeoutServer(
             self.proxy.handle,
             head_timeout=self.config.limits.client_read_timeout_seconds,
             handler_cancellation=True,
@@ -245,6 +246,9 @@ class Sidecar:
         self.sessions = sessions
         if self.proxy is not None:
             self.proxy.reconfigure(config, self.router, sessions)
+        if self._proxy_server is not None:
+            self._proxy_server.set_head_timeout(config.limits.client_read_timeout_seconds)
+        self.enrichment.client_retries.reconfigure(config.retries)
         self.experiments.reconfigure(config, upstreams)
         self.reloads["count"] += 1
         self.reloads["last_unix"] = time.time()

@@ -50,6 +50,11 @@ class ClientRetryEnricher:
             config.idempotency_window_seconds, config.idempotency_max_keys
         )
 
+    def reconfigure(self, config: RetryConfig) -> None:
+        """Apply a reloaded window and key limit; the keys already seen are kept."""
+        self.window.window_seconds = config.idempotency_window_seconds
+        self.window.max_keys = config.idempotency_max_keys
+
     def __call__(self, record: CallRecord) -> None:
         if record.idempotency_key is not None:
             record.repeated_idempotency_key = self.window.seen_before(
