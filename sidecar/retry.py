@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.config import RetryConfig
+from sidecar.config_enrich import RetryConfig
 from sidecar.record import CallRecord, RetryAttempt
 
 CONNECTION_ERROR = "connection_error"

@@ -10,8 +10,9 @@ import re
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from sidecar.config_base import Strict
 from sidecar.protocols.registry import protocol_for_path
 
 # Experiment names and variants become label values: short, no spaces, no quotes.
@@ -20,12 +21,6 @@ WEIGHT_TOTAL = 100.0
 CONTROL = "control"
 CANDIDATE = "candidate"
 SHADOW = "shadow"
-
-
-class Section(BaseModel):
-    """Base of these sections: unknown keys are errors (the rule of sidecar.config.Strict)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def _label_value(value: str, what: str) -> str:
@@ -37,7 +32,7 @@ def _label_value(value: str, what: str) -> str:
     return value
 
 
-class MatchConfig(Section):
+class MatchConfig(Strict):
     """Which calls take part: the requested model, optionally only on a path or an upstream."""
 
     model: str = Field(min_length=1, description="The model the app asks for (the control).")
@@ -47,7 +42,7 @@ class MatchConfig(Section):
     upstream: str | None = Field(default=None, description="Only calls routed to this upstream.")
 
 
-class ControlConfig(Section):
+class ControlConfig(Strict):
     """The control arm: the model the app asked for, unchanged."""
 
     weight: float = Field(
@@ -59,7 +54,7 @@ class ControlConfig(Section):
     )
 
 
-class CandidateConfig(Section):
+class CandidateConfig(Strict):
     """A candidate arm: another model, optionally on another upstream of the same protocol."""
 
     model: str = Field(
@@ -81,7 +76,7 @@ class CandidateConfig(Section):
     )
 
 
-class ShadowConfig(Section):
+class ShadowConfig(Strict):
     """Limits on the background copies of shadow mode."""
 
     max_concurrency: int = Field(default=8, gt=0, description="Shadow calls in flight at once.")
@@ -91,7 +86,7 @@ class ShadowConfig(Section):
     )
 
 
-class StopLossConfig(Section):
+class StopLossConfig(Strict):
     """When a candidate is rolled back: rolling windows per arm, a minimum, and limits."""
 
     window_calls: int = Field(default=200, gt=0, description="Calls per arm in the window.")
@@ -128,7 +123,7 @@ class StopLossConfig(Section):
         return self
 
 
-class ExperimentConfig(Section):
+class ExperimentConfig(Strict):
     """One experiment: which calls, the control, the candidates, the mode and a stop-loss."""
 
     name: str = Field(
@@ -184,7 +179,7 @@ class ExperimentConfig(Section):
         return self
 
 
-class FeedbackConfig(Section):
+class FeedbackConfig(Strict):
     """POST /_sidecar/feedback: outcomes of calls, found by their x-model-sidecar-request-id."""
 
     enabled: bool = Field(default=True, description="Accept POST /_sidecar/feedback.")
@@ -193,7 +188,7 @@ class FeedbackConfig(Section):
     )
 
 
-class AuditConfig(Section):
+class AuditConfig(Strict):
     """An opt-in JSON-lines sample of request/response pairs for human audits."""
 
     sample_rate: float = Field(default=0.0, ge=0, le=1, description="Share of calls written.")

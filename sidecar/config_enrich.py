@@ -1,0 +1,130 @@
+"""Config sections of the enrichment stages: cost, confidence, retries, repeatability."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from sidecar.config_base import Strict
+
+
+class ModelPriceOverride(Strict):
+    """An operator's price for one model, in USD per million tokens."""
+
+    input: float = Field(ge=0, description="Uncached input tokens.")
+    output: float = Field(ge=0, description="Output tokens (reasoning included).")
+    cache_read: float | None = Field(
+        default=None, ge=0, description="Input tokens read from the prompt cache; default: input."
+    )
+    cache_write: float | None = Field(
+        default=None, ge=0, description="Input tokens written to the prompt cache; default: input."
+    )
+
+
+class CostConfig(Strict):
+    """Pricing with genai-prices' bundled data (never fetched at run time) plus overrides."""
+
+    enabled: bool = Field(default=True, description="Price every call.")
+    overrides: dict[str, ModelPriceOverride] = Field(
+        default_factory=dict,
+        description="Prices by model name (response model, else request model); they win "
+        "over genai-prices and price self-hosted models.",
+    )
+    response_header: bool = Field(
+        default=True, description="Send x-model-sidecar-cost-usd on non-streaming responses."
+    )
+
+
+class ConfidenceConfig(Strict):
+    """How sure the model was: from token logprobs, a JSON output field, or a header."""
+
+    enabled: bool = Field(default=True, description="Measure the confidence of every call.")
+    source: Literal["logprobs", "json_field", "header"] = Field(
+        default="logprobs",
+        description="Token logprobs (when the response has them), a number in the model's "
+        "JSON output, or an upstream response header.",
+    )
+    json_field: str = Field(
+        default="confidence",
+        description="Dotted path of a number in the model's JSON output (source json_field).",
+    )
+    header: str = Field(
+        default="x-confidence",
+        description="Upstream response header holding a number (source header).",
+    )
+    threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Below this, a call counts as low confidence."
+    )
+    request_logprobs: bool = Field(
+        default=False,
+        description="Ask OpenAI chat completions upstreams for logprobs when the app did not, "
+        "and remove them from the app's response.",
+    )
+    response_headers: bool = Field(
+        default=True,
+        description="Send x-model-sidecar-confidence (and -low-confidence) on non-streaming "
+        "responses.",
+    )
+
+
+class RetryConfig(Strict):
+    """Client retry detection, and the sidecar's own retry policy (off by default)."""
+
+    enabled: bool = Field(default=False, description="Let the sidecar retry failed attempts.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per call, first incl.")
+    statuses: list[int] = Field(
+        default_factory=lambda: [429, 502, 503, 504],
+        description="Upstream statuses (400-599) that are retried.",
+    )
+    retry_connect_errors: bool = Field(
+        default=True, description="Also retry attempts that could not reach the upstream."
+    )
+    backoff_initial_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Backoff before the first retry without Retry-After; doubles each retry, "
+        "with jitter.",
+    )
+    backoff_max_seconds: float = Field(default=4.0, ge=0, description="Longest backoff.")
+    max_retry_after_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A longer Retry-After is passed to the app instead of waited for.",
+    )
+    budget_ratio: float = Field(
+        default=0.1, ge=0, le=1, description="Retries may be at most this share of calls."
+    )
+    budget_window_seconds: float = Field(
+        default=60.0, gt=0, description="Sliding window of the retry budget."
+    )
+    budget_min_retries: int = Field(
+        default=3, ge=0, description="Retries always allowed per window, however few calls."
+    )
+    idempotency_window_seconds: float = Field(
+        default=600.0, ge=0, description="A repeated Idempotency-Key within this is a retry."
+    )
+    idempotency_max_keys: int = Field(
+        default=10000, ge=0, description="Idempotency-Key hashes remembered (oldest forgotten)."
+    )
+
+    @field_validator("statuses")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        for status in value:
+            if not 400 <= status <= 599:
+                raise ValueError(f"expected HTTP error statuses (400-599), got {status}")
+        return value
+
+
+class RepeatabilityConfig(Strict):
+    """Fingerprints of temperature-0 / fixed-seed calls, to count same vs different outputs."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Count same vs different outputs of repeated temperature-0 or "
+        "fixed-seed calls.",
+    )
+    max_fingerprints: int = Field(
+        default=10000, gt=0, description="Request fingerprints remembered (LRU; hashes only)."
+    )
