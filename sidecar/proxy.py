@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from sidecar import record as outcomes
 from sidecar.config import SidecarConfig
@@ -43,7 +42,7 @@ from sidecar.protocols.base import (
 from sidecar.record import CallRecord
 from sidecar.retry import RetryPolicy, send_upstream
 from sidecar.routing import Route, Router, Upstream
-from sidecar.tracecontext import format_traceparent, new_span_id, new_trace_id, parse_traceparent
+from sidecar.tracecontext import start_trace
 from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
@@ -178,7 +177,7 @@ class Proxy:
             headers["Accept-Encoding"] = "identity"
         self.enrichment.prepare(record)
         if self.tracing:
-            self._set_trace_context(headers, record)
+            start_trace(headers, record, self._rng, propagate=self._propagate)
         self.pipeline.started(record)
         if plan is not None and plan.shadows:
             assert self.experiments is not None
@@ -332,19 +331,6 @@ class Proxy:
         )
         self._finish(record, record.outcome)
         return response
-
-    def _set_trace_context(self, headers: CIMultiDict[str], record: CallRecord) -> None:
-        """Make this call's span a child of the app's traceparent, and its parent upstream."""
-        parent = parse_traceparent(headers.get("traceparent"))
-        if parent is not None:
-            record.trace_id, record.parent_span_id, record.trace_sampled = parent
-        else:
-            record.trace_id = new_trace_id(self._rng)
-        record.span_id = new_span_id(self._rng)
-        if self._propagate:
-            headers["traceparent"] = format_traceparent(
-                record.trace_id, record.span_id, record.trace_sampled
-            )
 
     def _local_error(
         self, record: CallRecord, protocol: WireProtocol, status: int, message: str, outcome: str

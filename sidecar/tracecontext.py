@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import MutableMapping
+
+from sidecar.record import CallRecord
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -35,3 +38,20 @@ def new_trace_id(rng: random.Random) -> int:
 def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
     """The traceparent header naming `span_id` as the parent of what the upstream does."""
     return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+
+
+def start_trace(
+    headers: MutableMapping[str, str], record: CallRecord, rng: random.Random, *, propagate: bool
+) -> None:
+    """Give the call's span its ids (a child of the app's traceparent, if any); with
+    `propagate`, name that span as the parent in the traceparent sent upstream."""
+    parent = parse_traceparent(headers.get("traceparent"))
+    if parent is not None:
+        record.trace_id, record.parent_span_id, record.trace_sampled = parent
+    else:
+        record.trace_id = new_trace_id(rng)
+    record.span_id = new_span_id(rng)
+    if propagate:
+        headers["traceparent"] = format_traceparent(
+            record.trace_id, record.span_id, record.trace_sampled
+        )
