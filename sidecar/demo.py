@@ -37,7 +37,7 @@ DEMO_EXPERIMENT = {
     "match": {"model": "gpt-4o-mini"},
     "control": {"weight": 70},
     "candidates": [{"model": "gpt-4.1-nano", "weight": 30}],
-    "stop_loss": {"window_calls": 100, "min_calls": 20, "max_error_ratio_increase": 0.1},
+    "stop_loss": {"window_calls": 100, "min_calls": 10, "max_error_ratio_increase": 0.1},
 }
 GROUP_BY = ("gen_ai_request_model", "variant")
 DEFAULT_PROXY = "127.0.0.1:8788"

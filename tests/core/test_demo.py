@@ -49,7 +49,7 @@ def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> 
             "sidecar.cli",
             "demo",
             "--duration",
-            "6",
+            "8",
             "--rps",
             "40",
             "--no-live",
