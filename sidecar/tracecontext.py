@@ -41,11 +41,17 @@ def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
 
 
 def start_trace(
-    headers: MutableMapping[str, str], record: CallRecord, rng: random.Random, *, propagate: bool
+    headers: MutableMapping[str, str],
+    record: CallRecord,
+    rng: random.Random,
+    *,
+    propagate: bool,
+    parent: tuple[int, int, bool] | None = None,
 ) -> None:
-    """Give the call's span its ids (a child of the app's traceparent, if any); with
-    `propagate`, name that span as the parent in the traceparent sent upstream."""
-    parent = parse_traceparent(headers.get("traceparent"))
+    """Give the call's span its ids, a child of `parent` (default: the app's traceparent);
+    with `propagate`, name that span as the parent in the traceparent sent upstream."""
+    if parent is None:
+        parent = parse_traceparent(headers.get("traceparent"))
     if parent is not None:
         record.trace_id, record.parent_span_id, record.trace_sampled = parent
     else:

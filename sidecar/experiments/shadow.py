@@ -26,7 +26,7 @@ from sidecar.experiments.config import SHADOW
 from sidecar.pipeline import Pipeline
 from sidecar.record import CallRecord, RequestInfo
 from sidecar.routing import Route, Upstream
-from sidecar.tracecontext import format_traceparent, new_span_id
+from sidecar.tracecontext import start_trace
 from sidecar.upstream_request import inject_fields
 
 CONCURRENCY = "concurrency"
@@ -141,16 +141,10 @@ class ShadowRunner:
         )
         if injected.any:
             headers["Accept-Encoding"] = "identity"
-        if primary.trace_id is not None:
+        if primary.trace_id is not None and primary.span_id is not None:
             # The shadow's span is a child of the control call's span, in the same trace.
-            record.trace_id = primary.trace_id
-            record.parent_span_id = primary.span_id
-            record.trace_sampled = primary.trace_sampled
-            record.span_id = new_span_id(self._rng)
-            if self._propagate:
-                headers["traceparent"] = format_traceparent(
-                    record.trace_id, record.span_id, record.trace_sampled
-                )
+            parent = (primary.trace_id, primary.span_id, primary.trace_sampled)
+            start_trace(headers, record, self._rng, propagate=self._propagate, parent=parent)
         self.pipeline.started(record)
         try:
             session = self._sessions()[upstream.name]
