@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+Headers = CIMultiDict[str] | CIMultiDictProxy[str]
+
 # RFC 9110 §7.6.1 connection-specific fields, plus fields the proxy sets itself.
 HOP_BY_HOP = frozenset(
     (
@@ -22,14 +24,14 @@ HOP_BY_HOP = frozenset(
     )
 )
 _NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
-_NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP
-_NOT_FORWARDED_DOWNSTREAM_NO_LENGTH = HOP_BY_HOP | {"content-length"}
+# The listener writes the response's framing (Content-Length or chunked) itself.
+_NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length"}
 
 CREDENTIAL_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
 _KEY_IN_QUERY = re.compile(r"(?i)(^|&)(key|api_key|api-key)=[^&]*")
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
+def _connection_tokens(headers: Headers) -> set[str]:
     tokens: set[str] = set()
     for value in headers.getall("Connection", ()):
         tokens.update(token.strip().lower() for token in value.split(","))
@@ -37,7 +39,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
 
 
 def upstream_request_headers(
-    headers: CIMultiDictProxy[str], accepted_encodings: Iterable[str]
+    headers: Headers, accepted_encodings: Iterable[str]
 ) -> CIMultiDict[str]:
     """The app's headers as sent upstream: no hop-by-hop fields, only encodings we can decode."""
     drop = _NOT_FORWARDED_UPSTREAM
@@ -51,11 +53,9 @@ def upstream_request_headers(
     return result
 
 
-def downstream_response_headers(
-    headers: CIMultiDictProxy[str], keep_length: bool
-) -> CIMultiDict[str]:
-    """The upstream's response headers as sent to the app: no hop-by-hop fields."""
-    drop = _NOT_FORWARDED_DOWNSTREAM if keep_length else _NOT_FORWARDED_DOWNSTREAM_NO_LENGTH
+def downstream_response_headers(headers: Headers) -> CIMultiDict[str]:
+    """The upstream's response headers as sent to the app: no hop-by-hop or length fields."""
+    drop = _NOT_FORWARDED_DOWNSTREAM
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
     return CIMultiDict([item for item in headers.items() if item[0].lower() not in drop])

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Mapping
 
-import aiohttp
-from aiohttp import web
+import orjson
 
 from sidecar import record as outcomes
 from sidecar.config import SidecarConfig
-from sidecar.downstream import (
-    ClientBodyTooLarge,
-    error_response,
-    is_client_side,
-    origin_path,
-    read_body,
-)
+from sidecar.downstream import JSON_CONTENT_TYPE, origin_path, send_error
 from sidecar.enrich import Enrichment
 from sidecar.enrich.confidence import parse_confidence
 from sidecar.enrich.retries import hash_idempotency_key
@@ -31,6 +23,8 @@ from sidecar.experiments.feedback import (
 )
 from sidecar.experiments.runtime import Experiments
 from sidecar.headers import downstream_response_headers, upstream_request_headers
+from sidecar.http1.client import UpstreamError, UpstreamPayloadError, UpstreamPool, UpstreamResponse
+from sidecar.http1.server import IncomingRequest, Responder
 from sidecar.pipeline import Pipeline
 from sidecar.protocols.base import (
     ResponseParser,
@@ -47,6 +41,11 @@ from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
 SMALL_BODY_BYTES = 256 * 1024
+# What the listener decided before the handler ran: status, outcome, message.
+REJECTIONS = {
+    413: (outcomes.UPSTREAM_ERROR, "request body exceeds {limit} bytes"),
+    408: (outcomes.CLIENT_CANCELLED, "model-sidecar: request body not received in time"),
+}
 
 
 class Proxy:
@@ -56,7 +55,7 @@ class Proxy:
         self,
         config: SidecarConfig,
         router: Router,
-        sessions: Mapping[str, aiohttp.ClientSession],
+        pools: Mapping[str, UpstreamPool],
         pipeline: Pipeline,
         *,
         tracing: bool = False,
@@ -66,14 +65,13 @@ class Proxy:
     ) -> None:
         self.config = config
         self.router = router
-        self.sessions = sessions
+        self.pools = pools
         self.pipeline = pipeline
         self.experiments = experiments
         self.tracing = tracing
         self.capture_content = capture_content
         self.in_flight = 0
         self._max_body = config.limits.max_request_body_bytes
-        self._client_timeout = config.limits.client_read_timeout_seconds
         self._inject_usage = config.telemetry.inject_stream_usage
         self._propagate = config.telemetry.propagate_traceparent and tracing
         self._encodings = decodable_encodings()
@@ -87,26 +85,26 @@ class Proxy:
         self,
         config: SidecarConfig,
         router: Router,
-        sessions: Mapping[str, aiohttp.ClientSession],
+        pools: Mapping[str, UpstreamPool],
     ) -> None:
-        """Take a reloaded config; calls already under way keep their route and session."""
+        """Take a reloaded config; calls already under way keep their route and pool."""
         self.config = config
-        self.router, self.sessions = router, sessions
+        self.router, self.pools = router, pools
         self._max_body = config.limits.max_request_body_bytes
-        self._client_timeout = config.limits.client_read_timeout_seconds
         if config.retries != self._retries:
             self._retries = config.retries
             self.retry_policy = RetryPolicy(config.retries) if config.retries.enabled else None
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: IncomingRequest, responder: Responder) -> None:
         """Forward one request; never raises for anything the upstream or the app does."""
         received = time.perf_counter()
         start_unix_ns = time.time_ns()
-        raw_path, _, query = request.raw_path.partition("?")
+        raw_path, _, query = request.target.partition("?")
         path = origin_path(raw_path)
         if path.startswith("/_sidecar/") or path == "/_sidecar":
-            return await self._own_endpoint(request, path)
-        sessions = self.sessions
+            self._own_endpoint(request, responder, path)
+            return
+        pools = self.pools
         route = self.router.route(path)
         upstream = route.upstream
         protocol = route.protocol
@@ -125,38 +123,41 @@ class Proxy:
         )
         self.in_flight += 1
         try:
-            return await self._forward(request, route, query, record, sessions)
+            await self._forward(request, responder, route, query, record, pools)
         finally:
             self.in_flight -= 1
 
-    async def _own_endpoint(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    def _own_endpoint(self, request: IncomingRequest, responder: Responder, path: str) -> None:
         """The sidecar's own endpoints on the proxy listener (/_sidecar/...)."""
         if path == FEEDBACK_PATH and self.experiments is not None:
             experiments = self.experiments
-            return await handle_feedback(request, experiments.feedback, experiments.record_feedback)
-        return web.json_response({"error": {"message": "not found"}}, status=404)
+            reply = handle_feedback(
+                request.method, request.body, experiments.feedback, experiments.record_feedback
+            )
+            status, body, extra = reply.status, reply.body, reply.headers
+        else:
+            status, body, extra = 404, {"error": {"message": "not found"}}, ()
+        headers = (("Content-Type", JSON_CONTENT_TYPE), *extra)
+        responder.send(status, "", headers, orjson.dumps(body))
 
     async def _forward(
         self,
-        request: web.BaseRequest,
+        request: IncomingRequest,
+        responder: Responder,
         route: Route,
         query: str,
         record: CallRecord,
-        sessions: Mapping[str, aiohttp.ClientSession],
-    ) -> web.StreamResponse:
+        pools: Mapping[str, UpstreamPool],
+    ) -> None:
         protocol = route.protocol
-        try:
-            body = await read_body(request, record, self._max_body, self._client_timeout)
-        except ClientBodyTooLarge:
+        if request.problem is not None:
+            # The listener refused the body (too large, or not received in time).
             self.pipeline.started(record)
-            message = f"request body exceeds {self._max_body} bytes"
-            return self._local_error(record, protocol, 413, message, outcomes.UPSTREAM_ERROR)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, aiohttp.ClientError):
-            # The app did not send its body in time, or went away while sending it.
-            self.pipeline.started(record)
-            message = "model-sidecar: request body not received in time"
-            return self._local_error(record, protocol, 408, message, outcomes.CLIENT_CANCELLED)
-
+            outcome, message = REJECTIONS[request.problem]
+            message = message.format(limit=self._max_body)
+            self._local_error(responder, record, protocol, request.problem, message, outcome)
+            return
+        body = request.body
         info = protocol.classify(request.method, route.path, query, parse_json_body(body))
         record.request = info
         headers = upstream_request_headers(request.headers, self._encodings)
@@ -183,16 +184,20 @@ class Proxy:
             assert self.experiments is not None
             self.experiments.launch(plan, record, headers)
 
-        session = sessions[route.upstream.name]
-        url = route.upstream.url_for(route.path, query)
+        pool = pools[route.upstream.name]
+        target = route.upstream.target_for(route.path, query)
         try:
             upstream_response = await send_upstream(
-                session, request.method, url, headers, body, record, self.retry_policy
+                pool, request.method, target, headers, body, record, self.retry_policy
             )
         except TimeoutError:
-            return self._upstream_failure(record, protocol, None, 504, outcomes.TIMEOUT)
-        except (aiohttp.ClientError, OSError):
-            return self._upstream_failure(record, protocol, None, 502, outcomes.CONNECTION_ERROR)
+            self._upstream_failure(responder, record, protocol, None, 504, outcomes.TIMEOUT)
+            return
+        except (UpstreamError, OSError):
+            self._upstream_failure(
+                responder, record, protocol, None, 502, outcomes.CONNECTION_ERROR
+            )
+            return
         except asyncio.CancelledError:
             self._finish(record, outcomes.CLIENT_CANCELLED)
             raise
@@ -201,18 +206,18 @@ class Proxy:
         if upstream_response.status >= 400:
             record.outcome = outcomes.UPSTREAM_ERROR
         try:
-            return await self._relay(request, upstream_response, route.upstream, record, injected)
+            await self._relay(responder, upstream_response, route.upstream, record, injected)
         finally:
             upstream_response.release()
 
     async def _relay(
         self,
-        request: web.BaseRequest,
-        upstream_response: aiohttp.ClientResponse,
+        responder: Responder,
+        upstream_response: UpstreamResponse,
         upstream: Upstream,
         record: CallRecord,
         injected: Injected,
-    ) -> web.StreamResponse:
+    ) -> None:
         """Send the upstream's response to the app as it arrives, parsing it on the way.
 
         A body with a small known length (or one carrying logprobs the sidecar must
@@ -237,22 +242,23 @@ class Proxy:
                     usage=injected.usage, logprobs=injected.logprobs
                 )
         elif injected.logprobs or (length is not None and length <= SMALL_BODY_BYTES):
-            return await self._relay_whole(upstream_response, protocol, record, parser, injected)
+            await self._relay_whole(
+                responder, upstream_response, protocol, record, parser, injected
+            )
+            return
 
-        headers = downstream_response_headers(up_headers, keep_length=stream_filter is None)
+        headers = downstream_response_headers(up_headers)
         headers[REQUEST_ID_HEADER] = record.request_id
-        response = web.StreamResponse(
-            status=upstream_response.status, reason=upstream_response.reason
+        responder.start(
+            upstream_response.status,
+            upstream_response.reason,
+            headers.items(),
+            length if stream_filter is None else None,
         )
-        response.headers.extend(headers)
-        waited = time.perf_counter()
-        await response.prepare(request)
-        record.client_wait += time.perf_counter() - waited
-        content = upstream_response.content
         try:
             while True:
                 waited = time.perf_counter()
-                data = await content.readany()
+                data = await upstream_response.read_chunk()
                 now = time.perf_counter()
                 record.upstream_wait += now - waited
                 if not data:
@@ -261,28 +267,24 @@ class Proxy:
                 parser.feed(data, now)
                 out = stream_filter.feed(data) if stream_filter is not None else data
                 if out:
-                    await response.write(out)
+                    responder.write(out)
+                    await responder.drain()
                     record.client_wait += time.perf_counter() - now
             if stream_filter is not None:
-                tail = stream_filter.flush()
-                if tail:
-                    await response.write(tail)
+                responder.write(stream_filter.flush())
         except TimeoutError:
-            return self._abort_stream(
-                request, response, upstream_response, record, parser, outcomes.TIMEOUT
+            self._abort_stream(responder, upstream_response, record, parser, outcomes.TIMEOUT)
+            return
+        except (UpstreamPayloadError, UpstreamError, OSError):
+            self._abort_stream(
+                responder, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
             )
-        except aiohttp.ClientPayloadError:
-            return self._abort_stream(
-                request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            if is_client_side(exc, request):
-                return self._client_gone(response, upstream_response, record, parser)
-            return self._abort_stream(
-                request, response, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
-            )
+            return
         except asyncio.CancelledError:
-            self._client_gone(response, upstream_response, record, parser)
+            # The app went away: close the upstream connection at once.
+            upstream_response.close()
+            parser.finish()
+            self._finish(record, outcomes.CLIENT_CANCELLED)
             raise
         parser.finish()
         if record.outcome == outcomes.OK and not parser.complete:
@@ -290,106 +292,89 @@ class Proxy:
         # The record is final once the last upstream bytes were forwarded (TOOLING.md:
         # SDKs may close the connection right after the terminal event).
         self._finish(record, record.outcome)
-        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            await response.write_eof()
-        return response
+        responder.end()
 
     async def _relay_whole(
         self,
-        upstream_response: aiohttp.ClientResponse,
+        responder: Responder,
+        upstream_response: UpstreamResponse,
         protocol: WireProtocol,
         record: CallRecord,
         parser: ResponseParser,
         injected: Injected,
-    ) -> web.StreamResponse:
+    ) -> None:
         """A whole body: read it, add cost and confidence headers, answer with one write."""
         waited = time.perf_counter()
         try:
             data = await upstream_response.read()
         except TimeoutError:
-            return self._upstream_failure(record, protocol, waited, 504, outcomes.TIMEOUT)
-        except (aiohttp.ClientError, OSError):
-            return self._upstream_failure(
-                record, protocol, waited, 502, outcomes.STREAM_INTERRUPTED
+            self._upstream_failure(responder, record, protocol, waited, 504, outcomes.TIMEOUT)
+            return
+        except (UpstreamError, OSError):
+            self._upstream_failure(
+                responder, record, protocol, waited, 502, outcomes.STREAM_INTERRUPTED
             )
+            return
         now = time.perf_counter()
         record.upstream_wait += now - waited
         record.response_bytes = len(data)
         parser.feed(data, now)
         parser.finish()
-        headers = downstream_response_headers(upstream_response.headers, keep_length=False)
+        headers = downstream_response_headers(upstream_response.headers)
         headers[REQUEST_ID_HEADER] = record.request_id
         if upstream_response.status < 400:
             if injected.logprobs:
                 data = protocol.body_without_logprobs(data)
             headers.extend(self.enrichment.response_headers(record))
-        response = web.Response(
-            status=upstream_response.status,
-            reason=upstream_response.reason,
-            body=data,
-            headers=headers,
-        )
         self._finish(record, record.outcome)
-        return response
+        responder.send(upstream_response.status, upstream_response.reason, headers.items(), data)
 
     def _local_error(
-        self, record: CallRecord, protocol: WireProtocol, status: int, message: str, outcome: str
-    ) -> web.Response:
+        self,
+        responder: Responder,
+        record: CallRecord,
+        protocol: WireProtocol,
+        status: int,
+        message: str,
+        outcome: str,
+    ) -> None:
         """An error the sidecar answers itself, in the provider's error shape."""
         record.http_status = status
         self._finish(record, outcome)
-        return error_response(record, protocol, status, message)
+        send_error(responder, record, protocol, status, message)
 
     def _upstream_failure(
         self,
+        responder: Responder,
         record: CallRecord,
         protocol: WireProtocol,
         waited_since: float | None,
         status: int,
         outcome: str,
-    ) -> web.Response:
+    ) -> None:
         """The upstream could not be reached or did not answer in time: 502 or 504."""
         if waited_since is not None:
             record.upstream_wait += time.perf_counter() - waited_since
         word = "timed out" if status == 504 else "could not be reached"
         message = f"model-sidecar: upstream {record.upstream!r} {word}"
         self._finish(record, outcome)
-        return error_response(record, protocol, status, message)
+        send_error(responder, record, protocol, status, message)
 
     def _abort_stream(
         self,
-        request: web.BaseRequest,
-        response: web.StreamResponse,
-        upstream_response: aiohttp.ClientResponse,
+        responder: Responder,
+        upstream_response: UpstreamResponse,
         record: CallRecord,
         parser: ResponseParser,
         outcome: str,
-    ) -> web.StreamResponse:
+    ) -> None:
         """The upstream failed after the response began: the app sees an aborted stream."""
         upstream_response.close()
         parser.finish()
         self._finish(record, outcome)
-        if request.transport is not None:
-            request.transport.abort()
-        return response
+        responder.abort()
 
-    def _client_gone(
-        self,
-        response: web.StreamResponse,
-        upstream_response: aiohttp.ClientResponse,
-        record: CallRecord,
-        parser: ResponseParser,
-    ) -> web.StreamResponse:
-        """The app went away: close the upstream connection at once."""
-        upstream_response.close()
-        parser.finish()
-        self._finish(record, outcomes.CLIENT_CANCELLED)
-        return response
-
-    def _finish(self, record: CallRecord, outcome: str, waited_since: float | None = None) -> None:
-        now = time.perf_counter()
-        if waited_since is not None:
-            record.upstream_wait += now - waited_since
+    def _finish(self, record: CallRecord, outcome: str) -> None:
         record.outcome = outcome
-        record.end = now
+        record.end = time.perf_counter()
         self.pipeline.submit(record)

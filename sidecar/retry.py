@@ -17,10 +17,10 @@ import time
 from collections import deque
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.config_enrich import RetryConfig
+from sidecar.http1.client import UpstreamConnectError, UpstreamPool, UpstreamResponse
 from sidecar.record import CallRecord, RetryAttempt
 
 CONNECTION_ERROR = "connection_error"
@@ -69,7 +69,9 @@ class RetryBudget:
         return True
 
 
-def retry_after_seconds(headers: CIMultiDictProxy[str], now: float | None = None) -> float | None:
+def retry_after_seconds(
+    headers: CIMultiDictProxy[str] | CIMultiDict[str], now: float | None = None
+) -> float | None:
     """The wait an upstream asked for: `retry-after-ms`, or `Retry-After` seconds or date."""
     millis = headers.get("retry-after-ms")
     if millis is not None:
@@ -114,7 +116,11 @@ class RetryPolicy:
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def delay(
-        self, attempt: int, reason: str, headers: CIMultiDictProxy[str] | None, now: float
+        self,
+        attempt: int,
+        reason: str,
+        headers: CIMultiDictProxy[str] | CIMultiDict[str] | None,
+        now: float,
     ) -> float | None:
         """Seconds to wait before attempt `attempt` after a failure for `reason`; None: don't."""
         if attempt > self.max_attempts:
@@ -137,14 +143,14 @@ class RetryPolicy:
 
 
 async def send_upstream(
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     method: str,
-    url: str,
+    target: str,
     headers: CIMultiDict[str],
     body: bytes,
     record: CallRecord,
     policy: RetryPolicy | None,
-) -> aiohttp.ClientResponse:
+) -> UpstreamResponse:
     """The upstream's response, after as many attempts as `policy` allows (None: one).
 
     Nothing has reached the app yet, so a failed attempt can be retried. Time spent on
@@ -157,10 +163,8 @@ async def send_upstream(
     while True:
         sent = time.perf_counter()
         try:
-            response = await session.request(
-                method, url, headers=headers, data=body or None, allow_redirects=False
-            )
-        except aiohttp.ClientConnectorError:
+            response = await pool.request(method, target, headers, body)
+        except UpstreamConnectError:
             record.upstream_wait += time.perf_counter() - sent
             if policy is None:
                 raise

@@ -23,10 +23,17 @@ class Upstream:
     path_prefix: str
     host: str
     port: int
+    tls: bool = False
+    base_path: str = ""
 
     def url_for(self, path: str, query: str) -> str:
         """The upstream URL for an already-encoded path and query."""
         return f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
+
+    def target_for(self, path: str, query: str) -> str:
+        """The origin-form request target for an already-encoded path and query."""
+        target = self.base_path + path
+        return f"{target}?{query}" if query else target
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,8 @@ def build_upstreams(config: SidecarConfig) -> dict[str, Upstream]:
             path_prefix=item.path_prefix,
             host=parts.hostname or "",
             port=port,
+            tls=parts.scheme == "https",
+            base_path=parts.path.rstrip("/"),
         )
     return result
 

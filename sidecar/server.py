@@ -12,17 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from sidecar import __version__
 from sidecar.config import ConfigError, SidecarConfig, split_host_port
 from sidecar.enrich import Enrichment, forget_output
 from sidecar.experiments.runtime import Experiments
-from sidecar.listener import HeadTimeoutServer
+from sidecar.http1.client import UpstreamPool
+from sidecar.http1.server import ProxyServer
 from sidecar.pipeline import Pipeline, Sink
 from sidecar.proxy import Proxy
-from sidecar.routing import Router, build_upstreams
+from sidecar.routing import Router, Upstream, build_upstreams
 from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
@@ -42,10 +42,23 @@ RESTART_SECTIONS = (
 )
 
 
-def _bound_url(runner: web.BaseRunner) -> str:
-    host, port = runner.addresses[0][:2]
+def _bound_url(address: tuple[str, int]) -> str:
+    host, port = address[:2]
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{port}"
+
+
+def _pool(upstream: Upstream, config: SidecarConfig) -> UpstreamPool:
+    """Pooled connections to one upstream, with the configured limits."""
+    limits = config.limits
+    return UpstreamPool(
+        upstream.host,
+        upstream.port,
+        tls=upstream.tls,
+        connect_timeout=limits.connect_timeout_seconds,
+        read_timeout=limits.read_timeout_seconds,
+        max_connections=limits.max_connections_per_upstream,
+    )
 
 
 class Sidecar:
@@ -83,81 +96,59 @@ class Sidecar:
         )
         self.upstreams = build_upstreams(config)
         self.router = Router(config, self.upstreams)
-        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.pools: dict[str, UpstreamPool] = {}
         self.experiments = Experiments(
-            config, self.prometheus, self.pipeline, self.upstreams, lambda: self.sessions
+            config, self.prometheus, self.pipeline, self.upstreams, lambda: self.pools
         )
         # Experiment stages read output kept for enrichment: before it is forgotten.
         stages = self.pipeline.enrichers
         stages.insert(stages.index(forget_output), self.experiments.observe)
-        self._retired: list[aiohttp.ClientSession] = []
+        self._retired: list[UpstreamPool] = []
         self._background: set[asyncio.Task[None]] = set()
         self.proxy: Proxy | None = None
         self.draining = False
         self.stopped = False
         self.started_at = time.monotonic()
-        self._proxy_runner: web.ServerRunner | None = None
-        self._proxy_server: HeadTimeoutServer | None = None
+        self._proxy_server: ProxyServer | None = None
         self._admin_runner: web.AppRunner | None = None
-        self._proxy_site: web.TCPSite | None = None
 
     @property
     def proxy_url(self) -> str:
         """The base URL apps point their SDKs at (without /v1)."""
-        assert self._proxy_runner is not None, "Sidecar.start() has not run"
-        return _bound_url(self._proxy_runner)
+        assert self._proxy_server is not None, "Sidecar.start() has not run"
+        return _bound_url(self._proxy_server.addresses[0])
 
     @property
     def admin_url(self) -> str:
         """The admin listener: /metrics, /healthz, /readyz, /status."""
         assert self._admin_runner is not None, "Sidecar.start() has not run"
-        return _bound_url(self._admin_runner)
-
-    def _session(self, config: SidecarConfig | None = None) -> aiohttp.ClientSession:
-        limits = (config or self.config).limits
-        connector = aiohttp.TCPConnector(
-            limit=limits.max_connections_per_upstream, ttl_dns_cache=300
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=limits.connect_timeout_seconds,
-            sock_read=limits.read_timeout_seconds,
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-            trust_env=False,
-        )
+        return _bound_url(self._admin_runner.addresses[0])
 
     async def start(self) -> None:
-        """Open upstream sessions and bind both listeners."""
-        self.sessions = {name: self._session() for name in self.upstreams}
+        """Open upstream pools and bind both listeners."""
+        self.pools = {
+            name: _pool(upstream, self.config) for name, upstream in self.upstreams.items()
+        }
         self.pipeline.start()
         tracing = self.tracing is not None
         self.proxy = Proxy(
             self.config,
             self.router,
-            self.sessions,
+            self.pools,
             self.pipeline,
             tracing=tracing,
             capture_content=bool(self.tracing and self.tracing.capture_content),
             enrichment=self.enrichment,
             experiments=self.experiments,
         )
-        server = self._proxy_server = HeadTimeoutServer(
+        limits = self.config.limits
+        self._proxy_server = ProxyServer(
             self.proxy.handle,
-            head_timeout=self.config.limits.client_read_timeout_seconds,
-            handler_cancellation=True,
-            access_log=None,
-            max_field_size=65536,
+            max_body_bytes=limits.max_request_body_bytes,
+            client_timeout=limits.client_read_timeout_seconds,
         )
-        self._proxy_runner = web.ServerRunner(server, handle_signals=False)
-        await self._proxy_runner.setup()
         host, port = split_host_port(self.config.listen)
-        self._proxy_site = web.TCPSite(self._proxy_runner, host, port, reuse_address=True)
-        await self._proxy_site.start()
+        await self._proxy_server.start(host, port)
 
         self._admin_runner = web.AppRunner(self._admin_app(), handle_signals=False, access_log=None)
         await self._admin_runner.setup()
@@ -201,7 +192,7 @@ class Sidecar:
         return True
 
     def reload(self, config: SidecarConfig) -> None:
-        """Swap in a validated config at once: routes, sessions of changed upstreams, limits,
+        """Swap in a validated config at once: routes, pools of changed upstreams, limits,
         retries, experiments, feedback and audit. Calls under way finish on the old one."""
         ignored = [
             name for name in RESTART_SECTIONS if getattr(config, name) != getattr(self.config, name)
@@ -216,7 +207,7 @@ class Sidecar:
                 update={name: getattr(self.config, name) for name in ignored}
             )
         old_limits, new_limits = self.config.limits, config.limits
-        new_sessions = (
+        new_pools = (
             old_limits.connect_timeout_seconds,
             old_limits.read_timeout_seconds,
             old_limits.max_connections_per_upstream,
@@ -226,28 +217,31 @@ class Sidecar:
             new_limits.max_connections_per_upstream,
         )
         upstreams = build_upstreams(config)
-        sessions: dict[str, aiohttp.ClientSession] = {}
+        pools: dict[str, UpstreamPool] = {}
         for name, upstream in upstreams.items():
             old = self.upstreams.get(name)
-            kept = self.sessions.get(name)
+            kept = self.pools.get(name)
             if (
                 kept is not None
-                and not new_sessions
+                and not new_pools
                 and old is not None
                 and old.base_url == upstream.base_url
             ):
-                sessions[name] = kept
+                pools[name] = kept
             else:
-                sessions[name] = self._session(config)
-        kept_ids = {id(session) for session in sessions.values()}
-        self._retired.extend(s for s in self.sessions.values() if id(s) not in kept_ids)
+                pools[name] = _pool(upstream, config)
+        kept_ids = {id(pool) for pool in pools.values()}
+        self._retired.extend(p for p in self.pools.values() if id(p) not in kept_ids)
         self.config, self.upstreams = config, upstreams
         self.router = Router(config, upstreams)
-        self.sessions = sessions
+        self.pools = pools
         if self.proxy is not None:
-            self.proxy.reconfigure(config, self.router, sessions)
+            self.proxy.reconfigure(config, self.router, pools)
         if self._proxy_server is not None:
-            self._proxy_server.set_head_timeout(config.limits.client_read_timeout_seconds)
+            self._proxy_server.set_limits(
+                max_body_bytes=new_limits.max_request_body_bytes,
+                client_timeout=new_limits.client_read_timeout_seconds,
+            )
         self.enrichment.client_retries.reconfigure(config.retries)
         self.experiments.reconfigure(config, upstreams)
         self.reloads["count"] += 1
@@ -255,16 +249,16 @@ class Sidecar:
         self.reloads["last_errors"] = []
         log.info("config reloaded", extra={"experiments": [e.name for e in config.experiments]})
         if self._retired:
-            self._spawn(self._close_retired_sessions())
+            self._spawn(self._close_retired_pools())
 
-    async def _close_retired_sessions(self) -> None:
-        """Close sessions a reload replaced once no call can still use them."""
+    async def _close_retired_pools(self) -> None:
+        """Close pools a reload replaced once no call can still use them."""
         deadline = time.monotonic() + self.config.limits.read_timeout_seconds
         retired, self._retired = self._retired, []
         while self.proxy is not None and self.proxy.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-        for session in retired:
-            await session.close()
+        for pool in retired:
+            await pool.close()
 
     async def _watch_config_file(self) -> None:
         """Reload when the config file changes (Kubernetes swaps a ConfigMap's symlink)."""
@@ -341,16 +335,11 @@ class Sidecar:
             return
         self.stopped = True
         self.draining = True
-        if self._proxy_site is not None:
-            await self._proxy_site.stop()
-        grace = self.config.limits.shutdown_grace_seconds
-        deadline = time.monotonic() + grace
-        while self.proxy is not None and self.proxy.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self.proxy is not None and self.proxy.in_flight:
-            log.warning("shutdown grace ran out", extra={"in_flight": self.proxy.in_flight})
-        if self._proxy_runner is not None:
-            await self._proxy_runner.cleanup()
+        if self._proxy_server is not None:
+            server = self._proxy_server
+            await server.shutdown(self.config.limits.shutdown_grace_seconds)
+            if server.in_flight:
+                log.warning("shutdown grace ran out", extra={"in_flight": server.in_flight})
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -358,8 +347,8 @@ class Sidecar:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.experiments.close()
-        for session in [*self.sessions.values(), *self._retired]:
-            await session.close()
+        for pool in [*self.pools.values(), *self._retired]:
+            await pool.close()
         await self.pipeline.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()

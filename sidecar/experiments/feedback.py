@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
-from aiohttp import web
 
 REQUEST_ID_HEADER = "x-model-sidecar-request-id"
 FEEDBACK_PATH = "/_sidecar/feedback"
@@ -116,25 +115,29 @@ def parse_feedback(raw: bytes) -> Feedback:
     return Feedback(request_id, str(outcome), edit_seconds, score)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"message": message}}, status=status)
+class FeedbackReply(NamedTuple):
+    """What the feedback endpoint answers: a status, a JSON body and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-async def handle_feedback(
-    request: web.BaseRequest,
+def _error(status: int, message: str) -> FeedbackReply:
+    return FeedbackReply(status, {"error": {"message": message}})
+
+
+def handle_feedback(
+    method: str,
+    raw: bytes,
     store: FeedbackStore | None,
     record: Callable[[CallArm, Feedback], None],
-) -> web.Response:
+) -> FeedbackReply:
     """`POST /_sidecar/feedback`: find the call by its request id and count the outcome."""
     if store is None:
         return _error(404, "feedback is disabled (feedback.enabled: false)")
-    if request.method != "POST":
-        return web.json_response(
-            {"error": {"message": "use POST"}}, status=405, headers={"Allow": "POST"}
-        )
-    if request.content_length is not None and request.content_length > MAX_FEEDBACK_BYTES:
-        return _error(413, f"feedback bodies are at most {MAX_FEEDBACK_BYTES} bytes")
-    raw = await request.content.read(MAX_FEEDBACK_BYTES + 1)
+    if method != "POST":
+        return FeedbackReply(405, {"error": {"message": "use POST"}}, (("Allow", "POST"),))
     if len(raw) > MAX_FEEDBACK_BYTES:
         return _error(413, f"feedback bodies are at most {MAX_FEEDBACK_BYTES} bytes")
     try:
@@ -149,11 +152,12 @@ async def handle_feedback(
             f"expired (only the last {store.capacity} calls are remembered)",
         )
     record(call, feedback)
-    return web.json_response(
+    return FeedbackReply(
+        200,
         {
             "recorded": feedback.outcome,
             "model": call.model,
             "experiment": call.experiment,
             "variant": call.variant,
-        }
+        },
     )

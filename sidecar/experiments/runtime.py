@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 from sidecar.config import SidecarConfig
 from sidecar.experiments.assignment import Arm, Experiment, ExperimentTable
@@ -24,6 +23,7 @@ from sidecar.experiments.feedback import CallArm, Feedback, FeedbackStore
 from sidecar.experiments.metrics import ExperimentMetrics
 from sidecar.experiments.rewrite import Rewritten, ask_for_model
 from sidecar.experiments.shadow import ArmLimiter, PairBook, ShadowRequest, ShadowRunner
+from sidecar.http1.client import UpstreamPool
 from sidecar.pipeline import Pipeline
 from sidecar.record import CLIENT_CANCELLED, CallRecord
 from sidecar.routing import Route, Upstream
@@ -66,7 +66,7 @@ class Experiments:
         prometheus: PrometheusSink,
         pipeline: Pipeline,
         upstreams: Mapping[str, Upstream],
-        sessions: Callable[[], Mapping[str, aiohttp.ClientSession]],
+        pools: Callable[[], Mapping[str, UpstreamPool]],
     ) -> None:
         self.metrics = ExperimentMetrics(prometheus)
         self.table = ExperimentTable(())
@@ -74,7 +74,7 @@ class Experiments:
         self.audit: AuditLog | None = None
         self.shadows = ShadowRunner(
             pipeline,
-            sessions,
+            pools,
             inject_usage=config.telemetry.inject_stream_usage,
             propagate_traceparent=config.telemetry.propagate_traceparent,
         )
@@ -131,7 +131,7 @@ class Experiments:
         route: Route,
         query: str,
         body: bytes,
-        headers: CIMultiDictProxy[str],
+        headers: Mapping[str, str],
     ) -> Plan | None:
         """Assign the call to an arm, remember it for feedback, sample it for the audit."""
         plan = None
@@ -161,7 +161,7 @@ class Experiments:
         route: Route,
         query: str,
         body: bytes,
-        headers: CIMultiDictProxy[str],
+        headers: Mapping[str, str],
     ) -> Plan | None:
         position = experiment.position(headers, self._rng)
         record.experiment = experiment.name

@@ -17,12 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-import aiohttp
 from multidict import CIMultiDict
 
 from sidecar import record as outcomes
 from sidecar.experiments.assignment import Arm, Experiment
 from sidecar.experiments.config import SHADOW
+from sidecar.http1.client import UpstreamError, UpstreamPayloadError, UpstreamPool
 from sidecar.pipeline import Pipeline
 from sidecar.record import CallRecord, RequestInfo
 from sidecar.routing import Route, Upstream
@@ -83,13 +83,13 @@ class ShadowRunner:
     def __init__(
         self,
         pipeline: Pipeline,
-        sessions: Callable[[], Mapping[str, aiohttp.ClientSession]],
+        pools: Callable[[], Mapping[str, UpstreamPool]],
         *,
         inject_usage: bool,
         propagate_traceparent: bool,
     ) -> None:
         self.pipeline = pipeline
-        self._sessions = sessions
+        self._pools = pools
         self._inject_usage = inject_usage
         self._propagate = propagate_traceparent
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,8 +147,8 @@ class ShadowRunner:
             start_trace(headers, record, self._rng, propagate=self._propagate, parent=parent)
         self.pipeline.started(record)
         try:
-            session = self._sessions()[upstream.name]
-            await _exchange(session, request, upstream, headers, body, record)
+            pool = self._pools()[upstream.name]
+            await _exchange(pool, request, upstream, headers, body, record)
         except asyncio.CancelledError:
             record.outcome = outcomes.CLIENT_CANCELLED
             raise
@@ -182,7 +182,7 @@ def _shadow_record(
 
 
 async def _exchange(
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     request: ShadowRequest,
     upstream: Upstream,
     headers: CIMultiDict[str],
@@ -190,9 +190,10 @@ async def _exchange(
     record: CallRecord,
 ) -> None:
     """Send the shadow request and read its answer to the end, parsing it on the way."""
-    url = upstream.url_for(request.route.path, request.query)
+    target = upstream.target_for(request.route.path, request.query)
     try:
-        async with session.request(request.method, url, headers=headers, data=body) as response:
+        response = await pool.request(request.method, target, headers, body)
+        try:
             now = time.perf_counter()
             record.upstream_headers = now
             record.http_status = response.status
@@ -204,18 +205,20 @@ async def _exchange(
                 response.headers.get("Content-Encoding", ""),
             )
             try:
-                async for data in response.content.iter_any():
+                while data := await response.read_chunk():
                     record.response_bytes += len(data)
                     parser.feed(data, time.perf_counter())
             finally:
                 parser.finish()
-            if record.outcome == outcomes.OK and not parser.complete:
-                record.outcome = outcomes.STREAM_INTERRUPTED
+        finally:
+            response.release()
+        if record.outcome == outcomes.OK and not parser.complete:
+            record.outcome = outcomes.STREAM_INTERRUPTED
     except TimeoutError:
         record.outcome = outcomes.TIMEOUT
-    except aiohttp.ClientPayloadError:
+    except UpstreamPayloadError:
         record.outcome = outcomes.STREAM_INTERRUPTED
-    except (aiohttp.ClientError, OSError):
+    except (UpstreamError, OSError):
         started = record.upstream_headers is not None
         record.outcome = outcomes.STREAM_INTERRUPTED if started else outcomes.CONNECTION_ERROR
 
