@@ -336,10 +336,9 @@ class Sidecar:
         self.stopped = True
         self.draining = True
         if self._proxy_server is not None:
-            server = self._proxy_server
-            await server.shutdown(self.config.limits.shutdown_grace_seconds)
-            if server.in_flight:
-                log.warning("shutdown grace ran out", extra={"in_flight": server.in_flight})
+            cut_off = await self._proxy_server.shutdown(self.config.limits.shutdown_grace_seconds)
+            if cut_off:
+                log.warning("shutdown grace ran out", extra={"in_flight": cut_off})
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -87,8 +87,11 @@ class ProxyServer:
         for server in self._servers:
             server.close()
 
-    async def shutdown(self, timeout: float) -> None:
-        """Stop accepting, close idle connections, let requests finish within `timeout`, abort."""
+    async def shutdown(self, timeout: float) -> int:
+        """Stop accepting, close idle connections, let requests finish within `timeout`, abort.
+
+        Returns how many requests were still running when `timeout` ran out (then cancelled).
+        """
         self.stop_accepting()
         self.draining = True
         for conn in list(self._connections):
@@ -110,6 +113,7 @@ class ProxyServer:
         self._deadlines.clear()
         for server in self._servers:
             await server.wait_closed()
+        return len(pending)
 
     # Called by connections.
 
