@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -302,6 +303,7 @@ class Sidecar:
             "draining": self.draining,
             "in_flight": self.proxy.in_flight if self.proxy else 0,
             "asyncio_tasks": len(asyncio.all_tasks()),
+            "gc_frozen_objects": gc.get_freeze_count(),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
             "tracing": self.tracing is not None,
             "upstreams": {

@@ -189,6 +189,13 @@ class PriceBook:
         return entry
 
 
+def load_price_data() -> None:
+    """Load genai-prices' bundled data now (at start-up) instead of on the first priced call."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    get_snapshot()
+
+
 def _resolve(provider: str, model: str, expires: float) -> _Entry:
     """Look a model up in genai-prices; prefer the sidecar's arithmetic when it agrees."""
     from genai_prices.data_snapshot import get_snapshot
