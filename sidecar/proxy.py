@@ -249,11 +249,19 @@ class Proxy:
 
         headers = downstream_response_headers(up_headers)
         headers[REQUEST_ID_HEADER] = record.request_id
+        # Bytes that came with the upstream's head go to the app in the same write as ours.
+        first = upstream_response.read_nowait()
+        if first:
+            record.response_bytes += len(first)
+            parser.feed(first, time.perf_counter())
+            if stream_filter is not None:
+                first = stream_filter.feed(first)
         responder.start(
             upstream_response.status,
             upstream_response.reason,
             headers.items(),
             length if stream_filter is None else None,
+            first,
         )
         try:
             while True:

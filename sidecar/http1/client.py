@@ -68,6 +68,11 @@ class UpstreamResponse:
                 return b""
             await conn.wait(self._pool._read_timeout)
 
+    def read_nowait(self) -> bytes:
+        """Body bytes already received (de-chunked), without waiting; b"" when none are."""
+        conn = self._conn
+        return conn.take() if conn is not None and conn._buf else b""
+
     async def read(self) -> bytes:
         """The whole remaining body."""
         chunks = []

@@ -122,8 +122,12 @@ class Responder:
         reason: str,
         headers: Iterable[tuple[str, str]],
         content_length: int | None,
+        body: bytes = b"",
     ) -> None:
-        """Write the head; without a length the body is chunked (HTTP/1.1) or close-delimited."""
+        """Write the head, and with it `body` (the first body bytes, if any are at hand).
+
+        Without a length the body is chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+        """
         if self.started:
             raise RuntimeError("the response has already started")
         if status < 200 or status in NO_BODY_STATUSES:
@@ -139,7 +143,18 @@ class Responder:
         else:
             framing = ""
             self._close = True
-        self._conn.write(self._head(status, reason, headers, framing))
+        head = self._head(status, reason, headers, framing)
+        if not body or not self._body:
+            self._conn.write(head)
+        elif self._chunked:
+            self._conn.write(b"%b%x\r\n%b\r\n" % (head, len(body), body))
+        elif self._remaining is not None and len(body) > self._remaining:
+            self._conn.write(head)
+            self.abort()  # more than the Content-Length: the app must not misparse it
+        else:
+            if self._remaining is not None:
+                self._remaining -= len(body)
+            self._conn.write(head + body)
 
     def write(self, data: bytes) -> None:
         """Body bytes (chunk-framed when chunked); empty data is a no-op."""

@@ -157,6 +157,28 @@ async def test_chunked_body_is_decoded(start: Start) -> None:
     assert up.connections == 1
 
 
+async def test_read_nowait_takes_what_came_with_the_head_and_never_waits(start: Start) -> None:
+    async def script(up: Upstream, reader: asyncio.StreamReader, w: Writer) -> None:
+        await read_request(reader)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await w.drain()
+        await asyncio.sleep(0.2)
+        w.write(b"4\r\nnext\r\n0\r\n\r\n")
+        await w.drain()
+        await read_request(reader)
+
+    _, pool = await start(script)
+    response = await pool.request("GET", "/", CIMultiDict(), b"")
+    for _ in range(100):  # the first chunk may trail the head by a moment
+        if first := response.read_nowait():
+            break
+        await asyncio.sleep(0.001)
+    assert first == b"first"
+    assert response.read_nowait() == b""  # nothing more yet: no wait, no error
+    assert await response.read() == b"next"
+    response.release()
+
+
 async def test_body_until_close(start: Start) -> None:
     _, pool = await start(serve(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", close=True))
     response = await pool.request("GET", "/", CIMultiDict(), b"")

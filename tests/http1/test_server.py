@@ -432,6 +432,29 @@ async def test_streamed_responses() -> None:
         assert body == b"abcdef"
 
 
+async def test_the_first_body_bytes_go_out_with_the_head() -> None:
+    more = asyncio.Event()
+
+    async def stream(request: IncomingRequest, responder: Responder) -> None:
+        length = 6 if request.target == "/length" else None
+        responder.start(200, "", [("X-A", "1")], length, b"abc")
+        await more.wait()  # the app has the head and the first bytes before anything else
+        responder.write(b"def")
+        responder.end()
+
+    async with serving(stream) as server:
+        for target, first in (("/chunked", b"3\r\nabc\r\n"), ("/length", b"abc")):
+            more.clear()
+            async with raw(server) as (replies, writer):
+                writer.write(f"GET {target} HTTP/1.1\r\n\r\n".encode())
+                head = await asyncio.wait_for(replies.reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n")
+                assert await asyncio.wait_for(replies.reader.readexactly(len(first)), 5) == first
+                more.set()
+                rest = await asyncio.wait_for(replies.reader.readexactly(len(first)), 5)
+                assert rest == first.replace(b"abc", b"def")
+
+
 async def test_framing_of_whole_responses() -> None:
     async def answer(request: IncomingRequest, responder: Responder) -> None:
         status = int(request.target[1:])
