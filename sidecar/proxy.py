@@ -23,7 +23,7 @@ from sidecar.experiments.feedback import (
 )
 from sidecar.experiments.runtime import Experiments
 from sidecar.headers import downstream_response_headers, upstream_request_headers
-from sidecar.http1.client import UpstreamError, UpstreamPayloadError, UpstreamPool, UpstreamResponse
+from sidecar.http1.client import UpstreamError, UpstreamPool, UpstreamResponse
 from sidecar.http1.server import IncomingRequest, Responder
 from sidecar.pipeline import Pipeline
 from sidecar.protocols.base import (
@@ -41,7 +41,7 @@ from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
 SMALL_BODY_BYTES = 256 * 1024
-# What the listener decided before the handler ran: status, outcome, message.
+# Bodies the listener refused before the handler ran, by status: the outcome and the message.
 REJECTIONS = {
     413: (outcomes.UPSTREAM_ERROR, "request body exceeds {limit} bytes"),
     408: (outcomes.CLIENT_CANCELLED, "model-sidecar: request body not received in time"),
@@ -283,7 +283,7 @@ class Proxy:
         except TimeoutError:
             self._abort_stream(responder, upstream_response, record, parser, outcomes.TIMEOUT)
             return
-        except (UpstreamPayloadError, UpstreamError, OSError):
+        except (UpstreamError, OSError):
             self._abort_stream(
                 responder, upstream_response, record, parser, outcomes.STREAM_INTERRUPTED
             )

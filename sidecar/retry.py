@@ -17,9 +17,10 @@ import time
 from collections import deque
 from email.utils import parsedate_to_datetime
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 from sidecar.config_enrich import RetryConfig
+from sidecar.headers import Headers
 from sidecar.http1.client import UpstreamConnectError, UpstreamPool, UpstreamResponse
 from sidecar.record import CallRecord, RetryAttempt
 
@@ -69,9 +70,7 @@ class RetryBudget:
         return True
 
 
-def retry_after_seconds(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], now: float | None = None
-) -> float | None:
+def retry_after_seconds(headers: Headers, now: float | None = None) -> float | None:
     """The wait an upstream asked for: `retry-after-ms`, or `Retry-After` seconds or date."""
     millis = headers.get("retry-after-ms")
     if millis is not None:
@@ -119,7 +118,7 @@ class RetryPolicy:
         self,
         attempt: int,
         reason: str,
-        headers: CIMultiDictProxy[str] | CIMultiDict[str] | None,
+        headers: Headers | None,
         now: float,
     ) -> float | None:
         """Seconds to wait before attempt `attempt` after a failure for `reason`; None: don't."""

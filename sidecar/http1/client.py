@@ -7,15 +7,13 @@ import ssl
 
 from multidict import CIMultiDict
 
-from sidecar.http1.pool import (
-    ConnectionSlots,
-    PoolClosed,
+from sidecar.http1.errors import (
     UpstreamConnectError,
-    UpstreamConnection,
     UpstreamDisconnected,
     UpstreamError,
     UpstreamPayloadError,
 )
+from sidecar.http1.pool import ConnectionSlots, PoolClosed, UpstreamConnection
 
 __all__ = [
     "UpstreamConnectError",

@@ -1,4 +1,4 @@
-"""Pooled upstream connections: the client's errors, one connection's protocol, slot bookkeeping."""
+"""Pooled upstream connections: one connection's protocol and the slot bookkeeping."""
 
 from __future__ import annotations
 
@@ -9,27 +9,13 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 import httptools
 from multidict import CIMultiDict
 
+from sidecar.http1.errors import UpstreamDisconnected, UpstreamPayloadError
+
 if TYPE_CHECKING:
     from sidecar.http1.client import UpstreamPool
 
 _HIGH_WATER = 256 * 1024
 _SINGLE_WRITE_MAX = 64 * 1024
-
-
-class UpstreamError(Exception):
-    """Base of the client's errors."""
-
-
-class UpstreamConnectError(UpstreamError):
-    """Could not connect: refused, DNS, TLS handshake, connect timeout, or the pool is closed."""
-
-
-class UpstreamDisconnected(UpstreamError):
-    """Connection closed/reset (or the head was malformed) before the complete response head."""
-
-
-class UpstreamPayloadError(UpstreamError):
-    """Connection dropped (or the body was malformed) after the head, before the body's end."""
 
 
 class _Spurious(Exception):
