@@ -202,8 +202,11 @@ class ServeProcess:
 
 
 @contextlib.asynccontextmanager
-async def serve_process(upstream_url: str) -> AsyncIterator[ServeProcess]:
-    """Start `model-sidecar serve` with every upstream at `upstream_url`; kill it if still up."""
+async def serve_process(
+    upstream_url: str, env: dict[str, str] | None = None
+) -> AsyncIterator[ServeProcess]:
+    """Start `model-sidecar serve` with every upstream at `upstream_url` (plus `env`); kill it
+    if still up."""
     import os
     import sys
 
@@ -218,7 +221,12 @@ async def serve_process(upstream_url: str) -> AsyncIterator[ServeProcess]:
         "--admin-listen",
         "127.0.0.1:0",
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "MODEL_SIDECAR_CONFIG": "", "MODEL_SIDECAR_UPSTREAMS": urls},
+        env={
+            **os.environ,
+            "MODEL_SIDECAR_CONFIG": "",
+            "MODEL_SIDECAR_UPSTREAMS": urls,
+            **(env or {}),
+        },
     )
     assert process.stderr is not None
     try:
