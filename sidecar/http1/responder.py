@@ -144,33 +144,33 @@ class Responder:
             framing = ""
             self._close = True
         head = self._head(status, reason, headers, framing)
-        if not body or not self._body:
-            self._conn.write(head)
-        elif self._chunked:
-            self._conn.write(b"%b%x\r\n%b\r\n" % (head, len(body), body))
-        elif self._remaining is not None and len(body) > self._remaining:
-            self._conn.write(head)
+        framed = self._framed(body)
+        self._conn.write(head + framed if framed else head)
+        if framed is None:
             self.abort()  # more than the Content-Length: the app must not misparse it
-        else:
-            if self._remaining is not None:
-                self._remaining -= len(body)
-            self._conn.write(head + body)
 
     def write(self, data: bytes) -> None:
         """Body bytes (chunk-framed when chunked); empty data is a no-op."""
-        if not data or not self._body or self._finished:
+        if self._finished:
             return
+        framed = self._framed(data)
+        if framed:
+            self._conn.write(framed)
+        elif framed is None:
+            self.abort()  # more than the Content-Length: the app must not misparse it
+
+    def _framed(self, data: bytes) -> bytes | None:
+        """`data` as it goes on the wire (b"" when nothing is to be sent); None when it
+        would exceed the Content-Length."""
+        if not data or not self._body:
+            return b""
         if self._chunked:
-            self._conn.write(b"%x\r\n%b\r\n" % (len(data), data))
-            return
-        remaining = self._remaining
-        if remaining is not None:
-            remaining -= len(data)
-            self._remaining = remaining
-            if remaining < 0:  # more than the Content-Length: the app must not misparse it
-                self.abort()
-                return
-        self._conn.write(data)
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if self._remaining is not None:
+            self._remaining -= len(data)
+            if self._remaining < 0:
+                return None
+        return data
 
     async def drain(self) -> None:
         """Return at once unless the app's connection stopped taking writes."""
