@@ -14,11 +14,11 @@ import statistics
 import aiohttp
 from aiohttp import web
 
+from sidecar.app import Sidecar
 from sidecar.cli import run_async
-from sidecar.config import SidecarConfig
+from sidecar.config.models import SidecarConfig
 from sidecar.record import CallRecord
-from sidecar.server import Sidecar
-from sidecar.simulate.server import Simulator
+from sidecar.simulate.simulator import Simulator
 
 
 class OverheadSink:

@@ -11,7 +11,7 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m sidecar.telemetry.metrics_doc --check
-python3 -m sidecar.config_doc --check
+python3 -m sidecar.config.doc --check
 python3 -m dashboards --check
 python3 -m alerts --check
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from sidecar import __version__
-from sidecar.config import ConfigError, SidecarConfig, load_config, parse_upstream_flags
+from sidecar.config.load import ConfigError, load_config, parse_upstream_flags
+from sidecar.config.models import SidecarConfig
 
 
 def freeze_startup_heap() -> None:
@@ -46,7 +47,7 @@ async def serve_until_signalled(
 ) -> int:
     """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully. With `loader`,
     SIGHUP (and a change of `config_file`) reloads the config."""
-    from sidecar.server import Sidecar
+    from sidecar.app import Sidecar
 
     sidecar = Sidecar(config, config_loader=loader, config_file=config_file)
     await sidecar.start()
@@ -111,7 +112,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`model-sidecar demo`: simulated providers, the sidecar and traffic, with a live table."""
-    from sidecar.demo import DemoOptions, run_demo
+    from sidecar.tools.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         duration=args.duration, rps=args.rps, keep_running=args.keep_running, live=not args.no_live
@@ -122,10 +123,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """`model-sidecar report`: the model comparison per model and experiment arm, from a
     sidecar's /metrics or (`--prometheus`) from Prometheus over `--window`."""
-    from sidecar.report import ARM_GROUP, aggregate, render_comparison, summarize
+    from sidecar.tools.report import ARM_GROUP, aggregate, render_comparison, summarize
 
     if args.prometheus:
-        from sidecar.report_prometheus import PrometheusError, fetch_samples
+        from sidecar.tools.report_prometheus import PrometheusError, fetch_samples
 
         try:
             stats = aggregate(fetch_samples(args.prometheus, args.window), ARM_GROUP)
@@ -154,9 +155,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_inject_webhook(args: argparse.Namespace) -> int:
     """`model-sidecar inject-webhook`: the mutating admission webhook that injects the sidecar."""
-    from sidecar.config import split_host_port
+    from sidecar.config.models import split_host_port
     from sidecar.inject.patch import load_injection_template
-    from sidecar.inject.server import serve_webhook
+    from sidecar.inject.webhook import serve_webhook
     from sidecar.logs import setup_logging
 
     try:

@@ -135,7 +135,6 @@ class CallRecord:
     output_for_enrichment: bool = False
     output_text: str | None = None
     output_tool_calls: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add_logprobs(self, logprobs: Iterable[Any]) -> None:
         """Accumulate token log-probabilities (non-numbers are skipped)."""

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sidecar.config import SidecarConfig
+from sidecar.app import Sidecar
+from sidecar.config.models import SidecarConfig
 from sidecar.pipeline import Sink
 from sidecar.record import CallRecord
-from sidecar.server import Sidecar
-from sidecar.simulate.server import Simulator
+from sidecar.simulate.simulator import Simulator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 

@@ -8,7 +8,7 @@ confidence before the app does. Work done on the call path is not repeated later
 
 from __future__ import annotations
 
-from sidecar.config import SidecarConfig
+from sidecar.config.models import SidecarConfig
 from sidecar.enrich.confidence import ConfidenceEnricher, confidence_headers
 from sidecar.enrich.cost import CostEnricher
 from sidecar.enrich.repeatability import RepeatabilityEnricher, is_repeatable_request

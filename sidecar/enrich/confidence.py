@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.config_enrich import ConfidenceConfig
+from sidecar.config.enrich import ConfidenceConfig
 from sidecar.record import CallRecord
 
 CONFIDENCE_HEADER = "x-model-sidecar-confidence"

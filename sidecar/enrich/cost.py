@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sidecar.config_enrich import CostConfig, ModelPriceOverride
+from sidecar.config.enrich import CostConfig, ModelPriceOverride
 from sidecar.record import CallRecord
 
 log = logging.getLogger("sidecar.enrich.cost")

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import orjson
 
-from sidecar.config_enrich import RepeatabilityConfig
+from sidecar.config.enrich import RepeatabilityConfig
 from sidecar.record import OK, CallRecord, RequestInfo
 
 SAME = "same"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-from sidecar.config_enrich import RetryConfig
+from sidecar.config.retry import RetryConfig
 from sidecar.record import CallRecord
 
 

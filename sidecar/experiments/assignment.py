@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sidecar.experiments.config import CONTROL, WEIGHT_TOTAL, ExperimentConfig
+from sidecar.config.experiments import CONTROL, WEIGHT_TOTAL, ExperimentConfig
 from sidecar.experiments.stoploss import StopLoss, Trip
 
 _HASH_SCALE = WEIGHT_TOTAL / 2**64

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import orjson
 
-from sidecar.experiments.config import AuditConfig
+from sidecar.config.experiments import AuditConfig
 from sidecar.record import CallRecord
 
 log = logging.getLogger("sidecar.experiments.audit")

@@ -3,9 +3,7 @@ and the `POST /_sidecar/feedback` endpoint of the proxy listener."""
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,22 +11,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-REQUEST_ID_HEADER = "x-model-sidecar-request-id"
+from sidecar.forward.requestid import REQUEST_ID_HEADER
+
 FEEDBACK_PATH = "/_sidecar/feedback"
 OUTCOMES = ("accepted", "edited", "rejected", "hallucination")
 MAX_FEEDBACK_BYTES = 64 * 1024
 _FIELDS = frozenset(("request_id", "outcome", "edit_seconds", "score"))
-
-
-class RequestIds:
-    """Unique request ids: a random per-process prefix and a counter (cheap on the call path)."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(6).hex()
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}-{next(self._counter):x}"
 
 
 class CallArm(NamedTuple):

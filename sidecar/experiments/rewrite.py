@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import orjson
 
-from sidecar.protocols.base import WireProtocol
 from sidecar.protocols.gemini import gemini_call
+from sidecar.protocols.interface import WireProtocol
 from sidecar.record import RequestInfo
 
 

@@ -16,17 +16,17 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-from sidecar.config import SidecarConfig
+from sidecar.config.models import SidecarConfig
 from sidecar.experiments.assignment import Arm, Experiment, ExperimentTable
 from sidecar.experiments.audit import AuditLog
 from sidecar.experiments.feedback import CallArm, Feedback, FeedbackStore
 from sidecar.experiments.metrics import ExperimentMetrics
 from sidecar.experiments.rewrite import Rewritten, ask_for_model
 from sidecar.experiments.shadow import ArmLimiter, PairBook, ShadowRequest, ShadowRunner
+from sidecar.forward.routing import Route, Upstream
 from sidecar.http1.client import UpstreamPool
 from sidecar.pipeline import Pipeline
 from sidecar.record import CLIENT_CANCELLED, CallRecord
-from sidecar.routing import Route, Upstream
 from sidecar.telemetry.prometheus import PrometheusSink
 
 log = logging.getLogger("sidecar.experiments")

@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 from multidict import CIMultiDict
 
 from sidecar import record as outcomes
+from sidecar.config.experiments import SHADOW
 from sidecar.experiments.assignment import Arm, Experiment
-from sidecar.experiments.config import SHADOW
+from sidecar.forward.inject import inject_fields
+from sidecar.forward.routing import Route, Upstream
+from sidecar.forward.tracecontext import start_trace
 from sidecar.http1.client import UpstreamError, UpstreamPayloadError, UpstreamPool
 from sidecar.pipeline import Pipeline
 from sidecar.record import CallRecord, RequestInfo
-from sidecar.routing import Route, Upstream
-from sidecar.tracecontext import start_trace
-from sidecar.upstream_request import inject_fields
 
 CONCURRENCY = "concurrency"
 RATE = "rate"

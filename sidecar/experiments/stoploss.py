@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sidecar.experiments.config import CONTROL, StopLossConfig
+from sidecar.config.experiments import CONTROL, StopLossConfig
 from sidecar.record import CLIENT_CANCELLED, OK, UPSTREAM_ERROR, CallRecord
 
 LATENCY = "latency"

@@ -13,7 +13,7 @@ from sidecar.http1.errors import (
     UpstreamError,
     UpstreamPayloadError,
 )
-from sidecar.http1.pool import ConnectionSlots, PoolClosed, UpstreamConnection
+from sidecar.http1.upstream import ConnectionSlots, PoolClosed, UpstreamConnection
 
 __all__ = [
     "UpstreamConnectError",

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from sidecar.http1.responder import IncomingRequest, Responder, error_response
 
 if TYPE_CHECKING:
-    from sidecar.http1.server import ProxyServer
+    from sidecar.http1.listener import ProxyServer
 
 log = logging.getLogger("sidecar.listener")
 

@@ -91,11 +91,6 @@ class Responder:
         """The response is complete (or was aborted)."""
         return self._finished
 
-    @property
-    def client_gone(self) -> bool:
-        """The app's connection is closing or lost."""
-        return self._conn.closing
-
     def send(
         self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: bytes
     ) -> None:

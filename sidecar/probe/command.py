@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from sidecar.config import ConfigError, load_config, parse_upstream_flags
+from sidecar.config.load import ConfigError, load_config, parse_upstream_flags
 from sidecar.probe.budget import BudgetGate
 from sidecar.probe.metrics import MetricsReader
 from sidecar.probe.output import markdown, print_table, to_json
@@ -33,7 +33,7 @@ from sidecar.probe.targets import (
     upstreams_of_config,
     upstreams_of_status,
 )
-from sidecar.traffic import SDKCaller
+from sidecar.tools.traffic import SDKCaller
 
 EXIT_OK = 0
 EXIT_MODEL_FAILED = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from sidecar.config import SidecarConfig
+from sidecar.config.models import SidecarConfig
 
 
 class LocalSidecar:
@@ -45,7 +45,7 @@ class LocalSidecar:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
-        from sidecar.server import Sidecar
+        from sidecar.app import Sidecar
 
         sidecar: Sidecar | None = None
         try:

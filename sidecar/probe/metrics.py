@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import aiohttp
 
-from sidecar.report import COST, COST_UNKNOWN, REQUESTS, GroupStats, summarize
+from sidecar.tools.report import COST, COST_UNKNOWN, REQUESTS, GroupStats, summarize
 
 # The labels that tell one probed model from another: see ProbeTarget.metrics_key.
 GROUP_BY = ("upstream", "gen_ai_request_model")

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sidecar.probe.runner import ModelRun, ProbeSettings
-from sidecar.report import GroupStats
+from sidecar.tools.report import GroupStats
 
 SCHEMA = "model-sidecar/probe/v1"
 OK = "ok"

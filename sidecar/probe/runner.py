@@ -12,7 +12,7 @@ import aiohttp
 from sidecar.probe.budget import BudgetGate
 from sidecar.probe.prompts import Prompt
 from sidecar.probe.targets import ProbeTarget
-from sidecar.traffic import CallSpec, ModelTarget, SDKCaller
+from sidecar.tools.traffic import CallSpec, ModelTarget, SDKCaller
 
 MAX_FAILURE_TEXT = 300
 

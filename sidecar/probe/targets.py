@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.config import DEFAULT_UPSTREAM_URLS, PROTOCOLS, SidecarConfig
-from sidecar.traffic import PLACEHOLDER_KEY, ModelTarget
+from sidecar.config.models import DEFAULT_UPSTREAM_URLS, PROTOCOLS, SidecarConfig
+from sidecar.tools.traffic import PLACEHOLDER_KEY, ModelTarget
 
 # Where each protocol's API key is read from, first set wins.
 KEY_VARIABLES: Mapping[str, tuple[str, ...]] = {

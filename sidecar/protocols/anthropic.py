@@ -6,12 +6,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import (
-    BodyParser,
-    ErrorParser,
-    ResponseParser,
-    StreamParser,
-    WireProtocol,
+from sidecar.protocols.interface import WireProtocol
+from sidecar.protocols.jsonfields import (
     as_int,
     as_str,
     dig,
@@ -20,6 +16,7 @@ from sidecar.protocols.base import (
     parse_json_body,
     read_request_params,
 )
+from sidecar.protocols.parsers import BodyParser, ErrorParser, ResponseParser, StreamParser
 from sidecar.record import CallRecord, RequestInfo
 
 # error.type of the errors the sidecar itself answers with.

@@ -8,19 +8,21 @@ from urllib.parse import unquote
 
 import orjson
 
-from sidecar.protocols.base import (
-    BodyParser,
-    ErrorParser,
-    FinishReasons,
-    ResponseParser,
-    StreamParser,
-    WireProtocol,
+from sidecar.protocols.interface import WireProtocol
+from sidecar.protocols.jsonfields import (
     as_float,
     as_int,
     as_str,
     dig,
     is_event_stream,
     parse_json_body,
+)
+from sidecar.protocols.parsers import (
+    BodyParser,
+    ErrorParser,
+    FinishReasons,
+    ResponseParser,
+    StreamParser,
 )
 from sidecar.record import CallRecord, RequestInfo
 

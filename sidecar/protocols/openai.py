@@ -7,18 +7,12 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import (
-    ErrorParser,
-    ResponseParser,
-    StreamFilter,
-    WireProtocol,
-    is_event_stream,
-    parse_json_body,
-    read_request_params,
-)
+from sidecar.protocols.interface import StreamFilter, WireProtocol
+from sidecar.protocols.jsonfields import is_event_stream, parse_json_body, read_request_params
 from sidecar.protocols.openai_chat import ChatBodyParser, ChatStreamParser, openai_error_type
 from sidecar.protocols.openai_filter import InjectedFieldsFilter, without_logprobs
 from sidecar.protocols.openai_responses import ResponsesBodyParser, ResponsesStreamParser
+from sidecar.protocols.parsers import ErrorParser, ResponseParser
 from sidecar.record import CallRecord, RequestInfo
 
 # The last path segments that name an endpoint, with or without an upstream prefix.

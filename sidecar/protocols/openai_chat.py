@@ -14,16 +14,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import (
-    BodyParser,
-    FinishReasons,
-    StreamParser,
-    as_int,
-    as_str,
-    dig,
-    json_object_end,
-    parse_json_body,
-)
+from sidecar.protocols.jsonfields import as_int, as_str, dig, json_object_end, parse_json_body
+from sidecar.protocols.parsers import BodyParser, FinishReasons, StreamParser
 from sidecar.record import CallRecord
 
 # A chunk carries output when one of these fields holds a non-empty string or a tool call.

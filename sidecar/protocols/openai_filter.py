@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from sidecar.protocols.base import StreamFilter, json_object_end
+from sidecar.protocols.interface import StreamFilter
+from sidecar.protocols.jsonfields import json_object_end
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?\s*')
@@ -48,15 +49,6 @@ class InjectedFieldsFilter(StreamFilter):
         if self._logprobs:
             events = without_logprobs(events)
         return _without_usage(events) if self._usage else events
-
-
-class UsageChunkFilter(InjectedFieldsFilter):
-    """Removes only the injected usage (the filter for `telemetry.inject_stream_usage`)."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(usage=True, logprobs=False)
 
 
 def without_logprobs(data: bytes) -> bytes:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.protocols.base import (
-    BodyParser,
-    StreamParser,
-    as_int,
-    as_str,
-    dig,
-    event_type,
-    parse_json_body,
-)
+from sidecar.protocols.jsonfields import as_int, as_str, dig, event_type, parse_json_body
 from sidecar.protocols.openai_chat import openai_error_type
+from sidecar.protocols.parsers import BodyParser, StreamParser
 from sidecar.record import CallRecord
 
 # Events whose `response` object says how the response ended.

@@ -7,8 +7,8 @@ from functools import cache
 from types import MappingProxyType
 
 from sidecar.protocols.anthropic import AnthropicProtocol
-from sidecar.protocols.base import WireProtocol
 from sidecar.protocols.gemini import GeminiProtocol
+from sidecar.protocols.interface import WireProtocol
 from sidecar.protocols.openai import OpenAIProtocol
 
 

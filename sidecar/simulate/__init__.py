@@ -1,7 +1,7 @@
 """A simulated OpenAI, Anthropic and Gemini provider for the demo, the tests and the benchmark."""
 
 from sidecar.simulate.profiles import DEFAULT_PROFILES, FALLBACK_PROFILE, ModelProfile
-from sidecar.simulate.server import (
+from sidecar.simulate.simulator import (
     Disconnect,
     ReceivedRequest,
     RunningSimulator,

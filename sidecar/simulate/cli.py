@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import signal
 
-from sidecar.simulate.server import RunningSimulator, Simulator, start_simulator
+from sidecar.simulate.simulator import RunningSimulator, Simulator, start_simulator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import math
 import sys
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +118,3 @@ def encode_embedding(vector: array[float], encoding_format: str) -> list[float] 
             vector.byteswap()
         return base64.b64encode(vector.tobytes()).decode("ascii")
     return vector.tolist()
-
-
-def join_tokens(tokens: Iterable[str]) -> str:
-    """The text made of the given tokens."""
-    return "".join(tokens)

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sidecar.generated_doc import run_doc_command
 from sidecar.telemetry.prometheus import COMMON_LABELS, LABELS, METRICS, MetricDef
+from sidecar.tools.docgen import run_doc_command
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 

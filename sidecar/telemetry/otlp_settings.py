@@ -25,13 +25,12 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.util.re import parse_env_headers
 
+from sidecar.config.otel import DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_SERVICE_NAME
+
 if TYPE_CHECKING:
     from sidecar.telemetry.otlp_transport import OtlpSender
 
 log = logging.getLogger("sidecar.telemetry.otlp_settings")
-
-DEFAULT_SERVICE_NAME = "model-sidecar"
-DEFAULT_EXPORT_TIMEOUT_MS = 5000  # shorter than the spec's 10 s: a stuck collector costs less
 
 
 @dataclass(frozen=True)

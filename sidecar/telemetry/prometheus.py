@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sidecar.config import TelemetryConfig
+from sidecar.config.models import TelemetryConfig
 from sidecar.record import CallRecord
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.labels import ModelLabels

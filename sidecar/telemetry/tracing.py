@@ -23,7 +23,8 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from sidecar.config import TelemetryConfig
+from sidecar.config.models import TelemetryConfig
+from sidecar.config.otel import CAPTURE_CONTENT_VALUES
 from sidecar.record import CallRecord
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
@@ -49,7 +50,6 @@ log = logging.getLogger("sidecar.telemetry.tracing")
 SINK_NAME = "tracing"
 SCOPE_NAME = "model_sidecar"
 DEFAULT_CLOSE_TIMEOUT_S = 5.0
-CAPTURE_CONTENT_VALUES = ("true", "span_only", "span_and_event")
 
 
 def build_tracing_sink(

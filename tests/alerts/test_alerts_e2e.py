@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alerts import Timing, rule_file
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
 from tests.conftest import SDKClients
 from tests.prometheus_server import PrometheusServer, running_prometheus
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import ConfigError, load_config
+from sidecar.config.load import ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,9 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from sidecar import config_doc
-from sidecar.config import ConfigError, SidecarConfig, load_config
+from sidecar.config import doc as config_doc
+from sidecar.config.load import ConfigError, load_config
+from sidecar.config.models import SidecarConfig
 from tests.conftest import SidecarFactory
 
 DOC = config_doc.DEFAULT_PATH
@@ -68,7 +69,7 @@ def is_set(data: Any, parts: list[str]) -> bool:
 
 
 def test_committed_doc_is_up_to_date(tmp_path: Path) -> None:
-    assert config_doc.main(["--check"]) == 0, "run python -m sidecar.config_doc"
+    assert config_doc.main(["--check"]) == 0, "run python -m sidecar.config.doc"
     stale = tmp_path / "configuration.md"
     stale.write_text(DOC.read_text().replace("`16384`", "`16385`"))
     assert config_doc.main(["--check", "--path", str(stale)]) == 1

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from sidecar.report import COLUMNS
+from sidecar.tools.report import COLUMNS
 
 
 def table(out: str) -> dict[str, dict[str, str]]:

@@ -11,7 +11,7 @@ import aiohttp
 import openai
 import pytest
 
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
 from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

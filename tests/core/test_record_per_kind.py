@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.app import Sidecar
 from sidecar.record import CallRecord
-from sidecar.server import Sidecar
 from tests.conftest import RecordingSink
 
 USER = [{"role": "user", "content": "Explain tail latency to an on-call engineer."}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sidecar.config import SidecarConfig
+from sidecar.config.models import SidecarConfig
 from tests.conftest import SidecarFactory
 
 

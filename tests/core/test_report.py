@@ -8,8 +8,8 @@ import sys
 import aiohttp
 import pytest
 
-from sidecar.report import Histogram, summarize
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
+from sidecar.tools.report import Histogram, summarize
 from tests.conftest import RecordingSink
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from aiohttp import web
 
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
 from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SidecarFactory
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
@@ -156,7 +156,7 @@ async def test_status_and_error_bodies_never_carry_credentials(
 
 
 def test_credentials_in_an_upstream_url_are_refused_with_a_clear_error() -> None:
-    from sidecar.config import ConfigError, load_config
+    from sidecar.config.load import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"upstreams\.openai\.url: .*may not carry credentials"):
         load_config(environ={}, upstreams={"openai": f"https://user:{API_KEY}@api.example"})

@@ -12,7 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 
-from sidecar.simulate.server import Simulator
+from sidecar.simulate.simulator import Simulator
 from tests.conftest import SDKClients, serve_process
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
 from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SDKClients
 
 MESSAGES = [{"role": "user", "content": "Say hello to the sidecar in five words."}]

@@ -3,7 +3,7 @@ the fingerprint LRU stays within its bound and holds hashes, never prompts."""
 
 from __future__ import annotations
 
-from sidecar.config_enrich import RepeatabilityConfig
+from sidecar.config.enrich import RepeatabilityConfig
 from sidecar.enrich.repeatability import RepeatabilityEnricher
 from sidecar.record import CallRecord, RequestInfo
 from tests.conftest import RecordingSink, SDKClients, SidecarFactory

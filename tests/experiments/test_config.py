@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sidecar.cli import main
-from sidecar.config import ConfigError, load_config
+from sidecar.config.load import ConfigError, load_config
 from tests.experiments.conftest import split
 
 
@@ -74,7 +74,7 @@ def test_variants_are_named_by_role_and_number() -> None:
         "match": {"model": "other"},
         "candidates": [{"model": "m4", "weight": 5}],
     }
-    from sidecar.config import SidecarConfig
+    from sidecar.config.models import SidecarConfig
 
     config = SidecarConfig.model_validate({"experiments": [data, shadow]})
     split_arms = [c.variant for c in config.experiments[0].candidates]

@@ -10,9 +10,9 @@ import aiohttp
 import openai
 import pytest
 
+from sidecar.config.experiments import AuditConfig
 from sidecar.experiments.audit import AuditLog
-from sidecar.experiments.config import AuditConfig
-from sidecar.experiments.feedback import REQUEST_ID_HEADER
+from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.record import CallRecord
 from sidecar.simulate.profiles import ModelProfile
 from tests.conftest import API_KEY, RecordingSink, SDKClients, SidecarFactory

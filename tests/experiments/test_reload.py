@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 import yaml
 
-from sidecar.config import load_config
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
+from sidecar.config.load import load_config
 from sidecar.simulate.profiles import ModelProfile
 from tests.conftest import RecordingSink, RunningSimulator, SDKClients
 from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
@@ -112,14 +112,14 @@ async def test_an_invalid_file_is_rejected_and_the_old_config_keeps_serving(
     bad = split(70, 10)
     bad["candidates"][0]["upstream"] = "nowhere"
     write_config(path, simulator, experiments=[bad], limits={"max_request_body_bytes": -1})
-    with caplog.at_level(logging.ERROR, logger="sidecar.server"):
+    with caplog.at_level(logging.ERROR, logger="sidecar.app"):
         assert sidecar.reload_now() is False
     errors = (await status(sidecar))["config_reloads"]["last_errors"]
     assert len(errors) == 1
     assert "limits.max_request_body_bytes" in errors[0]
     # Fix that one: now both experiment errors are reported.
     write_config(path, simulator, experiments=[bad])
-    with caplog.at_level(logging.ERROR, logger="sidecar.server"):
+    with caplog.at_level(logging.ERROR, logger="sidecar.app"):
         assert sidecar.reload_now() is False
     errors = (await status(sidecar))["config_reloads"]["last_errors"]
     assert len(errors) == 2
@@ -146,7 +146,7 @@ async def test_sections_that_need_a_restart_are_kept(
     sidecar, path = reloading
     before = sidecar.config.telemetry
     write_config(path, simulator, telemetry={"max_model_labels": 5}, retries={"enabled": True})
-    with caplog.at_level(logging.WARNING, logger="sidecar.server"):
+    with caplog.at_level(logging.WARNING, logger="sidecar.app"):
         assert sidecar.reload_now()
     assert "telemetry change(s) need a restart and were not applied" in caplog.text
     assert sidecar.config.telemetry == before

@@ -12,9 +12,9 @@ import orjson
 from aiohttp import web
 
 from sidecar.experiments.assignment import key_position
-from sidecar.experiments.feedback import REQUEST_ID_HEADER
+from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.simulate.profiles import ModelProfile
-from sidecar.simulate.server import Simulator
+from sidecar.simulate.simulator import Simulator
 from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SDKClients, SidecarFactory
 from tests.enrich.metrics import scrape, total
 from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, split

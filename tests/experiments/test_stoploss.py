@@ -12,10 +12,10 @@ import aiohttp
 import openai
 import pytest
 
-from sidecar.experiments.config import StopLossConfig
+from sidecar.app import Sidecar
+from sidecar.config.experiments import StopLossConfig
 from sidecar.experiments.stoploss import ArmStats, Sample, StopLoss
 from sidecar.record import CallRecord
-from sidecar.server import Sidecar
 from sidecar.simulate.profiles import ModelProfile
 from tests.conftest import RecordingSink, SDKClients, SidecarFactory
 from tests.enrich.metrics import scrape, total

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from sidecar.protocols.base import MAX_DECODE_BYTES
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
+from sidecar.protocols.parsers import MAX_DECODE_BYTES
 from tests.conftest import RecordingSink, RunningSimulator, SidecarFactory
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

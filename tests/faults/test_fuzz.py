@@ -17,9 +17,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sidecar.app import Sidecar
 from sidecar.logs import is_client_protocol_error
-from sidecar.server import Sidecar
-from sidecar.simulate.server import Simulator
+from sidecar.simulate.simulator import Simulator
 from tests.conftest import sidecar_config
 
 VALID = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'

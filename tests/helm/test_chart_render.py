@@ -13,7 +13,8 @@ import yaml
 
 from sidecar import __version__
 from sidecar.cli import build_parser
-from sidecar.config import load_config, split_host_port
+from sidecar.config.load import load_config
+from sidecar.config.models import split_host_port
 from tests.helm.chart import (
     CHART_DIR,
     KUBE_VERSION,

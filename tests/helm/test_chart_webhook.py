@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from cryptography import x509
 
 from sidecar.cli import build_parser
-from sidecar.config import split_host_port
+from sidecar.config.models import split_host_port
 from sidecar.inject.patch import LABEL_INJECTOR
 from tests.helm.chart import NAMESPACE, Rendered
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from sidecar.cli import build_parser
-from sidecar.config import split_host_port
+from sidecar.config.models import split_host_port
 from tests.helm.chart import CHART_DIR, REPO
 
 DOCKERFILE = REPO / "Dockerfile"

@@ -16,7 +16,7 @@ import aiohttp
 import httptools
 import pytest
 
-from sidecar.http1.server import IncomingRequest, ProxyServer, Responder
+from sidecar.http1.listener import IncomingRequest, ProxyServer, Responder
 
 Handler = Callable[[IncomingRequest, Responder], Awaitable[None]]
 

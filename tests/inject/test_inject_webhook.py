@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from sidecar.inject.patch import InjectionTemplate
-from sidecar.inject.server import CertificateReloader, WebhookServer, tls_context
+from sidecar.inject.webhook import CertificateReloader, WebhookServer, tls_context
 from tests.helm.chart import CHART_DIR, NAMESPACE, render
 from tests.inject.pods import admission_review, app_container, env_of, names, patched, pod
 

@@ -10,14 +10,14 @@ import aiohttp
 from markdown_it import MarkdownIt
 from rich.console import Console
 
+from sidecar.app import Sidecar
 from sidecar.probe.command import ProbeOptions, SidecarEndpoints, measure, run_probe
 from sidecar.probe.output import COLUMNS, markdown, print_table, row_cells, to_json
 from sidecar.probe.prompts import load_prompts
 from sidecar.probe.results import ModelResult, ProbeReport
 from sidecar.probe.runner import ProbeSettings
 from sidecar.probe.targets import resolve_targets, upstreams_of_config
-from sidecar.report import summarize
-from sidecar.server import Sidecar
+from sidecar.tools.report import summarize
 from tests.conftest import RunningSimulator, SidecarFactory
 from tests.probe.conftest import probe
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import load_config
+from sidecar.config.load import load_config
 from sidecar.probe.prompts import DEFAULT_PROMPTS, Prompt, PromptFileError, load_prompts
 from sidecar.probe.runner import ProbeSettings, plan_calls
 from sidecar.probe.targets import resolve_targets, upstreams_of_config, upstreams_of_status
-from sidecar.traffic import PLACEHOLDER_KEY, ModelTarget
+from sidecar.tools.traffic import PLACEHOLDER_KEY, ModelTarget
 
 
 def test_json_lines_and_yaml_give_the_same_prompts(tmp_path: Path) -> None:

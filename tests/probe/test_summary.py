@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.report import summarize
+from sidecar.tools.report import summarize
 
 LABELS = 'gen_ai_request_model="m",upstream="openai"'
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from sidecar.protocols.anthropic import AnthropicProtocol
-from sidecar.protocols.base import BodyParser, StreamParser
+from sidecar.protocols.parsers import BodyParser, StreamParser
 
 from .wire import WAYS, new_record, parse
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sidecar.protocols.base import BodyParser, StreamParser
 from sidecar.protocols.gemini import GeminiProtocol
+from sidecar.protocols.parsers import BodyParser, StreamParser
 
 from .wire import WAYS, new_record, parse
 

@@ -7,8 +7,8 @@ import gzip
 import orjson
 import pytest
 
-from sidecar.protocols.base import BodyParser, StreamParser
 from sidecar.protocols.openai import OpenAIProtocol
+from sidecar.protocols.parsers import BodyParser, StreamParser
 
 from .wire import WAYS, new_record, parse, pieces, split
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from sidecar.protocols.openai import OpenAIProtocol
-from sidecar.protocols.openai_filter import UsageChunkFilter
+from sidecar.protocols.openai_filter import InjectedFieldsFilter
 
 from .test_openai import COMPLETION_STREAM, chat_stream
 from .wire import new_record, parse, split
@@ -153,7 +153,7 @@ def test_usage_attached_to_a_choice_chunk_is_cut_from_it() -> None:
 
 
 def test_other_bytes_pass_unchanged_and_partial_events_are_held() -> None:
-    stream_filter = UsageChunkFilter()
+    stream_filter = InjectedFieldsFilter(usage=True, logprobs=False)
     first = b': keep-alive\n\ndata: {"id":"c","choices":[{"delta":{"content":"usage"}}]}\n\n'
     assert stream_filter.feed(first + b'data: {"id":"c","cho') == first
     assert stream_filter.feed(b'ices":[]}\n') == b""
@@ -173,6 +173,6 @@ def test_content_mentioning_usage_is_untouched() -> None:
 
 
 def test_flush_strips_a_final_event_without_blank_line() -> None:
-    stream_filter = UsageChunkFilter()
+    stream_filter = InjectedFieldsFilter(usage=True, logprobs=False)
     out = stream_filter.feed(b'data: {"id":"c","choices":[{"delta":{}}],"usage":null}')
     assert out + stream_filter.flush() == b'data: {"id":"c","choices":[{"delta":{}}]}'

@@ -7,14 +7,9 @@ import zlib
 
 import pytest
 
-from sidecar.protocols.base import (
-    ContentDecoder,
-    FinishReasons,
-    dig,
-    event_type,
-    is_event_stream,
-    json_object_end,
-)
+from sidecar.protocols.decoding import ContentDecoder
+from sidecar.protocols.jsonfields import dig, event_type, is_event_stream, json_object_end
+from sidecar.protocols.parsers import FinishReasons
 from sidecar.protocols.sse import SSEDecoder
 from sidecar.record import CallRecord
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-from sidecar.protocols.base import ResponseParser, WireProtocol
+from sidecar.protocols.interface import WireProtocol
+from sidecar.protocols.parsers import ResponseParser
 from sidecar.record import CallRecord
 
 # Ways a body can reach the parser: all must give the same record.

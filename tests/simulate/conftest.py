@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sidecar.simulate.server import RunningSimulator, Simulator, start_simulator
+from sidecar.simulate.simulator import RunningSimulator, Simulator, start_simulator
 
 
 @pytest.fixture

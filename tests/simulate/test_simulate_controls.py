@@ -18,7 +18,7 @@ from multidict import CIMultiDictProxy
 
 from sidecar.protocols.sse import SSEDecoder
 from sidecar.simulate.profiles import ModelProfile
-from sidecar.simulate.server import RunningSimulator, Simulator, start_simulator
+from sidecar.simulate.simulator import RunningSimulator, Simulator, start_simulator
 
 MESSAGES = [{"role": "user", "content": "Say something about sidecars."}]
 NO_DELAY = {"x-sim-ttft-ms": "0", "x-sim-chunk-interval-ms": "0"}

@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.protocols.sse import SSEDecoder
 from sidecar.simulate.profiles import default_profiles
-from sidecar.simulate.server import RunningSimulator
+from sidecar.simulate.simulator import RunningSimulator
 from sidecar.simulate.text import count_tokens
 
 PROMPT = "Explain the sidecar pattern in two sentences, please. " * 8

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sidecar.server import Sidecar
+from sidecar.app import Sidecar
 from tests.conftest import API_KEY, RecordingSink
 from tests.prometheus_server import running_prometheus
 

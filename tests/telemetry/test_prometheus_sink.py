@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sidecar.config import TelemetryConfig
+from sidecar.config.models import TelemetryConfig
 from sidecar.record import (
     CONNECTION_ERROR,
     OK,
@@ -71,7 +71,6 @@ def make_record(
     record.http_status = status
     record.outcome = outcome
     record.response_model = response_model
-    record.extra["authorization"] = f"Bearer {API_KEY}"
     if stream and chunks:
         record.first_chunk = 100.1
         record.chunk_times = [100.1 + 0.02 * index for index in range(chunks)]

@@ -11,8 +11,8 @@ from dataclasses import replace
 import openai
 import pytest
 
+from sidecar.forward.tracecontext import format_traceparent, parse_traceparent
 from sidecar.simulate.profiles import FALLBACK_PROFILE, without_delays
-from sidecar.tracecontext import format_traceparent, parse_traceparent
 from tests.conftest import API_KEY, RunningSimulator, SidecarFactory
 from tests.otlp_receiver import SPAN_KIND_CLIENT, OtlpReceiver, start_receiver
 

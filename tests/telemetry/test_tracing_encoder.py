@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
-from sidecar.config import TelemetryConfig
+from sidecar.config.models import TelemetryConfig
 from sidecar.record import CONNECTION_ERROR, TIMEOUT, UPSTREAM_ERROR, CallRecord, RetryAttempt
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder, length_delimited

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.config import TelemetryConfig
+from sidecar.config.models import TelemetryConfig
 from sidecar.record import CONNECTION_ERROR, UPSTREAM_ERROR, CallRecord, RequestInfo
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_settings import ExporterSettings, sampler_from_environ

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from multidict import CIMultiDict
-
-from sidecar.protocols.base import WireProtocol
+from sidecar.protocols.interface import WireProtocol
 from sidecar.record import CallRecord
 
 
@@ -44,14 +42,3 @@ def inject_fields(
             body, logprobs_added = changed, True
             info.logprobs = True
     return body, Injected(usage_added, logprobs_added)
-
-
-def int_header(headers: CIMultiDict[str], name: str) -> int:
-    """A non-negative integer header's value; 0 when absent or not a number."""
-    value = headers.get(name)
-    if value is None:
-        return 0
-    try:
-        return max(0, int(value))
-    except ValueError:
-        return 0

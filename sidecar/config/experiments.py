@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
-from sidecar.config_base import Strict
+from sidecar.config.strict import Strict
 from sidecar.protocols.registry import protocol_for_path
 
 # Experiment names and variants become label values: short, no spaces, no quotes.

@@ -19,8 +19,8 @@ from email.utils import parsedate_to_datetime
 
 from multidict import CIMultiDict
 
-from sidecar.config_enrich import RetryConfig
-from sidecar.headers import Headers
+from sidecar.config.retry import RetryConfig
+from sidecar.forward.headers import Headers
 from sidecar.http1.client import UpstreamConnectError, UpstreamPool, UpstreamResponse
 from sidecar.record import CallRecord, RetryAttempt
 

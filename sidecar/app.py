@@ -13,34 +13,24 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from sidecar import __version__
-from sidecar.config import ConfigError, SidecarConfig, split_host_port
+from sidecar.admin import AdminListener
+from sidecar.config.load import ConfigError
+from sidecar.config.models import SidecarConfig, split_host_port
+from sidecar.config.reload import RELOAD_INTERVAL_SECONDS, RESTART_SECTIONS
 from sidecar.enrich import Enrichment, forget_output
 from sidecar.experiments.runtime import Experiments
+from sidecar.forward.proxy import Proxy
+from sidecar.forward.routing import Router, Upstream, build_upstreams
 from sidecar.http1.client import UpstreamPool
-from sidecar.http1.server import ProxyServer
+from sidecar.http1.listener import ProxyServer
 from sidecar.pipeline import Pipeline, Sink
-from sidecar.proxy import Proxy
-from sidecar.routing import Router, Upstream, build_upstreams
 from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.tracing import build_tracing_sink
 
-log = logging.getLogger("sidecar.server")
-
-# Sections a reload cannot change in a running process: a change is logged and ignored.
-RESTART_SECTIONS = (
-    "listen",
-    "admin_listen",
-    "telemetry",
-    "log",
-    "cost",
-    "confidence",
-    "repeatability",
-)
+log = logging.getLogger("sidecar.app")
 
 
 def _bound_url(address: tuple[str, int]) -> str:
@@ -73,7 +63,7 @@ class Sidecar:
         environ: Mapping[str, str] | None = None,
         config_loader: Callable[[], SidecarConfig] | None = None,
         config_file: str | Path | None = None,
-        reload_interval: float = 5.0,
+        reload_interval: float = RELOAD_INTERVAL_SECONDS,
     ) -> None:
         self.config = config
         # Reloads (SIGHUP, and a changed config_file) call config_loader for the new config.
@@ -111,7 +101,12 @@ class Sidecar:
         self.stopped = False
         self.started_at = time.monotonic()
         self._proxy_server: ProxyServer | None = None
-        self._admin_runner: web.AppRunner | None = None
+        self.admin = AdminListener(
+            metrics=self.prometheus.render,
+            draining=lambda: self.draining,
+            status=self.status,
+            experiments=self.experiments,
+        )
 
     @property
     def proxy_url(self) -> str:
@@ -122,8 +117,9 @@ class Sidecar:
     @property
     def admin_url(self) -> str:
         """The admin listener: /metrics, /healthz, /readyz, /status."""
-        assert self._admin_runner is not None, "Sidecar.start() has not run"
-        return _bound_url(self._admin_runner.addresses[0])
+        addresses = self.admin.addresses
+        assert addresses, "Sidecar.start() has not run"
+        return _bound_url(addresses[0])
 
     async def start(self) -> None:
         """Open upstream pools and bind both listeners."""
@@ -151,10 +147,8 @@ class Sidecar:
         host, port = split_host_port(self.config.listen)
         await self._proxy_server.start(host, port)
 
-        self._admin_runner = web.AppRunner(self._admin_app(), handle_signals=False, access_log=None)
-        await self._admin_runner.setup()
         host, port = split_host_port(self.config.admin_listen)
-        await web.TCPSite(self._admin_runner, host, port, reuse_address=True).start()
+        await self.admin.start(host, port)
         log.info(
             "listening",
             extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
@@ -273,31 +267,9 @@ class Sidecar:
                 log.info("config file changed", extra={"path": str(self.config_file)})
                 self.reload_now()
 
-    def _admin_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/status", self._status)
-        app.router.add_post("/experiments/{name}/resume", self._resume)
-        return app
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body, content_type = self.prometheus.render(request.headers.get("Accept", ""))
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = content_type
-        return response
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        if self.draining:
-            return web.Response(status=503, text="draining\n")
-        return web.Response(text="ready\n")
-
-    async def _status(self, request: web.Request) -> web.Response:
-        status: dict[str, Any] = {
+    def status(self) -> dict[str, Any]:
+        """What /status shows: read-only, no credentials."""
+        return {
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "draining": self.draining,
@@ -319,17 +291,6 @@ class Sidecar:
             "feedback_ids": len(self.experiments.feedback or ()),
             "config_reloads": self.reloads,
         }
-        return web.json_response(status)
-
-    async def _resume(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        experiment = self.experiments.resume(name)
-        if experiment is None:
-            known = ", ".join(sorted(self.experiments.table.by_name)) or "none configured"
-            return web.json_response(
-                {"error": {"message": f"no experiment {name!r} (known: {known})"}}, status=404
-            )
-        return web.json_response({"resumed": name, "weights": experiment.weights()})
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish within the grace period, flush telemetry."""
@@ -351,8 +312,7 @@ class Sidecar:
         for pool in [*self.pools.values(), *self._retired]:
             await pool.close()
         await self.pipeline.close()
-        if self._admin_runner is not None:
-            await self._admin_runner.cleanup()
+        await self.admin.stop()
 
 
 def _file_signature(path: Path) -> tuple[int, int, int] | None:

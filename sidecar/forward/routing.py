@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sidecar.config import SidecarConfig
-from sidecar.protocols.base import WireProtocol
+from sidecar.config.models import SidecarConfig
+from sidecar.protocols.interface import WireProtocol
 from sidecar.protocols.registry import default_protocols, protocol_for_path
 
 # Routes are cached per path; apps use a handful of paths, so this bound is rarely reached.
@@ -25,10 +25,6 @@ class Upstream:
     port: int
     tls: bool = False
     base_path: str = ""
-
-    def url_for(self, path: str, query: str) -> str:
-        """The upstream URL for an already-encoded path and query."""
-        return f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
 
     def target_for(self, path: str, query: str) -> str:
         """The origin-form request target for an already-encoded path and query."""
@@ -99,3 +95,14 @@ class Router:
         if protocol is not None:
             return Route(self._by_protocol[protocol.name], protocol, path)
         return Route(self._default, self._default.protocol, path)
+
+
+def origin_path(raw_path: str) -> str:
+    """The path of a request target; an absolute-form target keeps only its path."""
+    if raw_path.startswith("/"):
+        return raw_path
+    scheme_end = raw_path.find("://")
+    if scheme_end < 0:
+        return "/" + raw_path
+    slash = raw_path.find("/", scheme_end + 3)
+    return raw_path[slash:] if slash >= 0 else "/"

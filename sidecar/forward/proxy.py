@@ -10,34 +10,31 @@ from collections.abc import Mapping
 import orjson
 
 from sidecar import record as outcomes
-from sidecar.config import SidecarConfig
-from sidecar.downstream import JSON_CONTENT_TYPE, origin_path, send_error
+from sidecar.config.models import SidecarConfig
 from sidecar.enrich import Enrichment
 from sidecar.enrich.confidence import parse_confidence
 from sidecar.enrich.retries import hash_idempotency_key
-from sidecar.experiments.feedback import (
-    FEEDBACK_PATH,
-    REQUEST_ID_HEADER,
-    RequestIds,
-    handle_feedback,
-)
+from sidecar.experiments.feedback import FEEDBACK_PATH, handle_feedback
 from sidecar.experiments.runtime import Experiments
-from sidecar.headers import downstream_response_headers, upstream_request_headers
-from sidecar.http1.client import UpstreamError, UpstreamPool, UpstreamResponse
-from sidecar.http1.server import IncomingRequest, Responder
-from sidecar.pipeline import Pipeline
-from sidecar.protocols.base import (
-    ResponseParser,
-    StreamFilter,
-    WireProtocol,
-    decodable_encodings,
-    parse_json_body,
+from sidecar.forward.errors import JSON_CONTENT_TYPE, send_error
+from sidecar.forward.headers import (
+    downstream_response_headers,
+    int_header,
+    upstream_request_headers,
 )
+from sidecar.forward.inject import Injected, inject_fields
+from sidecar.forward.requestid import REQUEST_ID_HEADER, RequestIds
+from sidecar.forward.retry import RetryPolicy, send_upstream
+from sidecar.forward.routing import Route, Router, Upstream, origin_path
+from sidecar.forward.tracecontext import start_trace
+from sidecar.http1.client import UpstreamError, UpstreamPool, UpstreamResponse
+from sidecar.http1.listener import IncomingRequest, Responder
+from sidecar.pipeline import Pipeline
+from sidecar.protocols.decoding import decodable_encodings
+from sidecar.protocols.interface import StreamFilter, WireProtocol
+from sidecar.protocols.jsonfields import parse_json_body
+from sidecar.protocols.parsers import ResponseParser
 from sidecar.record import CallRecord
-from sidecar.retry import RetryPolicy, send_upstream
-from sidecar.routing import Route, Router, Upstream
-from sidecar.tracecontext import start_trace
-from sidecar.upstream_request import Injected, inject_fields, int_header
 
 # Bodies up to this size with a Content-Length are read whole and sent with one write.
 SMALL_BODY_BYTES = 256 * 1024

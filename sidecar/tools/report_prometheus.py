@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 
-from sidecar.report import (
+from sidecar.tools.report import (
     ARM_GROUP,
     CONFIDENCE,
     COST,

@@ -17,10 +17,10 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sidecar.config import SidecarConfig, split_host_port
-from sidecar.report import COLUMNS, summarize, table_rows
-from sidecar.server import Sidecar
-from sidecar.traffic import ModelTarget, TrafficGenerator
+from sidecar.app import Sidecar
+from sidecar.config.models import SidecarConfig, split_host_port
+from sidecar.tools.report import COLUMNS, summarize, table_rows
+from sidecar.tools.traffic import ModelTarget, TrafficGenerator
 
 # Contrasting profiles of the simulated provider (sidecar/simulate/profiles.py).
 DEMO_TARGETS = (
@@ -88,7 +88,7 @@ async def _metrics_text(http: aiohttp.ClientSession, url: str) -> str:
 
 
 async def _start_simulator() -> tuple[web.AppRunner, str]:
-    from sidecar.simulate.server import Simulator
+    from sidecar.simulate.simulator import Simulator
 
     runner = web.AppRunner(Simulator(seed=7).build_app(), access_log=None)
     await runner.setup()

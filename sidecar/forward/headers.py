@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -28,7 +27,6 @@ _NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
 _NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length"}
 
 CREDENTIAL_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
-_KEY_IN_QUERY = re.compile(r"(?i)(^|&)(key|api_key|api-key)=[^&]*")
 
 
 def _connection_tokens(headers: Headers) -> set[str]:
@@ -72,6 +70,12 @@ def filter_accept_encoding(value: str, accepted: Iterable[str]) -> str:
     return ", ".join(kept) if kept else "identity"
 
 
-def redact_query(query: str) -> str:
-    """A query string with API keys (`key=`, `api_key=`) replaced by `REDACTED`."""
-    return _KEY_IN_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=REDACTED", query)
+def int_header(headers: CIMultiDict[str], name: str) -> int:
+    """A non-negative integer header's value; 0 when absent or not a number."""
+    value = headers.get(name)
+    if value is None:
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0

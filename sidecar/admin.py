@@ -1,0 +1,84 @@
+"""The admin listener: /metrics, /healthz, /readyz, /status, and the control endpoints.
+
+It reads the running sidecar only through the callables it is given, so it holds no state of
+its own and never reaches into the parts it reports on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.experiments.runtime import Experiments
+
+
+class AdminListener:
+    """The admin HTTP listener (aiohttp): start it on an address, stop it at shutdown."""
+
+    def __init__(
+        self,
+        *,
+        metrics: Callable[[str], tuple[bytes, str]],
+        draining: Callable[[], bool],
+        status: Callable[[], dict[str, Any]],
+        experiments: Experiments,
+    ) -> None:
+        self._render_metrics = metrics
+        self._draining = draining
+        self._status_of = status
+        self._experiments = experiments
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def addresses(self) -> list[Any]:
+        """The bound (host, port, ...) addresses; empty before start()."""
+        return list(self._runner.addresses) if self._runner is not None else []
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind and serve."""
+        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        """Stop serving and close open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/status", self._status)
+        app.router.add_post("/experiments/{name}/resume", self._resume)
+        return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self._render_metrics(request.headers.get("Accept", ""))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if self._draining():
+            return web.Response(status=503, text="draining\n")
+        return web.Response(text="ready\n")
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self._status_of())
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        experiment = self._experiments.resume(name)
+        if experiment is None:
+            known = ", ".join(sorted(self._experiments.table.by_name)) or "none configured"
+            return web.json_response(
+                {"error": {"message": f"no experiment {name!r} (known: {known})"}}, status=404
+            )
+        return web.json_response({"resumed": name, "weights": experiment.weights()})

@@ -1,0 +1,1 @@
+"""The request path: a call read from the app, routed, forwarded, relayed back and recorded."""

@@ -1,0 +1,65 @@
+"""The interface every wire protocol implements, and the filter that edits a stream."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from sidecar.protocols.parsers import ResponseParser
+from sidecar.record import CallRecord, RequestInfo
+
+
+class WireProtocol(ABC):
+    """One provider's wire protocol: classify requests, parse responses, shape errors."""
+
+    name: str
+    provider_name: str
+
+    @abstractmethod
+    def claims(self, path: str) -> bool:
+        """Whether this protocol owns the standard (unprefixed) request path `path`."""
+
+    @abstractmethod
+    def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
+        """Facts about the request; `body` is the decoded JSON body or None."""
+
+    @abstractmethod
+    def response_parser(
+        self,
+        record: CallRecord,
+        content_type: str,
+        content_encoding: str,
+    ) -> ResponseParser:
+        """A parser for this response (stream or body; success or error)."""
+
+    @abstractmethod
+    def error_body(self, status: int, message: str) -> bytes:
+        """A JSON error body in this provider's own error shape."""
+
+    def inject_stream_usage(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+        """A body asking upstream to report usage on a stream, or None when not needed."""
+        return None
+
+    def inject_logprobs(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+        """A body also asking upstream for token logprobs, or None when not possible."""
+        return None
+
+    def stream_filter(self, *, usage: bool = True, logprobs: bool = False) -> StreamFilter | None:
+        """A filter that removes what the sidecar injected (usage, logprobs) from a stream."""
+        return None
+
+    def body_without_logprobs(self, body: bytes) -> bytes:
+        """A whole response body without the logprobs `inject_logprobs` asked for."""
+        return body
+
+
+class StreamFilter(ABC):
+    """Rewrites a stream on its way to the app, event by event."""
+
+    @abstractmethod
+    def feed(self, data: bytes) -> bytes:
+        """Bytes to send to the app for this piece of the upstream stream."""
+
+    @abstractmethod
+    def flush(self) -> bytes:
+        """Whatever is still held back at the end of the stream."""

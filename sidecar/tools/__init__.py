@@ -1,0 +1,1 @@
+"""Commands built on the sidecar: the demo, its traffic, the report, and the docs generators."""
