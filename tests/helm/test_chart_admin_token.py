@@ -29,8 +29,12 @@ Render = Callable[[str], Rendered]
 # The sidecar's contract (DESIGN.md, admin listener): the token file is named by this variable.
 TOKEN_ENV = "MODEL_SIDECAR_ADMIN_TOKEN_FILE"
 OPT_IN = {"model-sidecar.io/inject": "true"}
-PLACES = ["example", "example-classic", "dependency", "dependency-classic", "injected"]
-PLACES += ["injected-classic"]
+ON = {"enabled": True}
+# Every way the chart renders a sidecar: its example workload, a parent chart using the named
+# templates, and a pod patched by the injector with the chart's injection.json.
+PLACES = [
+    f"{way}{form}" for way in ("example", "dependency", "injected") for form in ("", "-classic")
+]
 
 
 def _sidecar_values(secret: Mapping[str, str] | None, native: bool) -> dict[str, Any]:
@@ -46,14 +50,14 @@ def _pod_spec(
     """(the pod spec with the sidecar, the source that must serve config.yaml) for a place."""
     sidecar = _sidecar_values(secret, native=not place.endswith("-classic"))
     if place.startswith("example"):
-        out = render(chart, {"example": {"enabled": True}, "sidecar": sidecar})
+        out = render(chart, {"example": ON, "sidecar": sidecar})
         spec = out.one("Deployment", "example")["spec"]["template"]["spec"]
         return spec, {"configMap": {"name": out.one("ConfigMap")["metadata"]["name"]}}
     if place.startswith("dependency"):
         out = render_parent(tmp_path, {"model-sidecar": {"sidecar": sidecar}})
         spec = out.one("Deployment")["spec"]["template"]["spec"]
         return spec, {"configMap": {"name": out.one("ConfigMap")["metadata"]["name"]}}
-    out = render(chart, {"webhook": {"enabled": True}, "sidecar": sidecar})
+    out = render(chart, {"webhook": ON, "sidecar": sidecar})
     text = out.one("ConfigMap", "injector")["data"]["injection.json"]
     template = InjectionTemplate.from_mapping(json.loads(text))
     obj = pod(annotations=OPT_IN)
@@ -99,7 +103,6 @@ def test_without_a_secret_nothing_changes(chart: helm.Chart, tmp_path: Path, pla
     assert TOKEN_ENV not in {item["name"] for item in sidecar["env"]}
     (mount,) = sidecar["volumeMounts"]
     assert volumes[mount["name"]] == {"name": mount["name"], **config_source}
-    assert not any("projected" in v and v["name"] == mount["name"] for v in volumes.values())
 
 
 def test_chart_mounts_the_secret_but_never_creates_it(rendered: Render) -> None:
@@ -151,8 +154,8 @@ def test_malformed_admin_token_secret_fails_the_schema(
 
 
 def test_lint_is_clean_with_a_token() -> None:
-    values = {"example": {"enabled": True}, "webhook": {"enabled": True}}
-    values["sidecar"] = {"adminTokenSecret": {"name": "ms-admin", "key": "admin.token"}}
+    secret = {"name": "ms-admin", "key": "admin.token"}
+    values = {"example": ON, "webhook": ON, "sidecar": {"adminTokenSecret": secret}}
     report = helm.lint(CHART_DIR, values, strict=True, kube_version=f"v{KUBE_VERSION}")
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -167,14 +170,13 @@ def _shell_lines(notes: str, first: str) -> str:
 
 
 def test_notes_show_how_to_call_a_control_endpoint_with_the_token(chart: helm.Chart) -> None:
-    values = {"example": {"enabled": True}}
-    values["sidecar"] = {"adminTokenSecret": {"name": "ms-admin", "key": "admin.token"}}
-    notes = render(chart, values).notes
+    secret = {"name": "ms-admin", "key": "admin.token"}
+    notes = render(chart, {"example": ON, "sidecar": {"adminTokenSecret": secret}}).notes
     commands = _shell_lines(notes, "kubectl -n llm port-forward deploy/demo-model-sidecar-example")
     assert "port-forward deploy/demo-model-sidecar-example 9788:9788 &" in commands
     # jsonpath needs the dot of a key escaped, else it reads .data.admin.token as two levels.
-    secret = "kubectl -n llm get secret ms-admin -o jsonpath='{.data.admin\\.token}' | base64 -d"
-    assert f'-H "Authorization: Bearer $({secret})"' in commands
+    read = "kubectl -n llm get secret ms-admin -o jsonpath='{.data.admin\\.token}' | base64 -d"
+    assert f'-H "Authorization: Bearer $({read})"' in commands
     assert "localhost:9788/experiments/NAME/resume" in commands
     subprocess.run(["bash", "-n"], input=commands, text=True, check=True)
 
