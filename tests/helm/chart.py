@@ -18,6 +18,7 @@ CHART_DIR = REPO / "helm" / "model-sidecar"
 KUBE_VERSION = "1.30.0"
 RELEASE = "demo"
 NAMESPACE = "llm"
+ADMIN_TOKEN_SECRET = "llm-sidecar-admin"
 
 # Every toggle on its own, and all of them together (rendered once each per session).
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -31,9 +32,17 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "webhook": {"webhook": {"enabled": True}},
     "webhook-classic": {"webhook": {"enabled": True}, "sidecar": {"native": False}},
     "webhook-cert-manager": {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
+    "admin-token": {
+        "example": {"enabled": True},
+        "webhook": {"enabled": True},
+        "sidecar": {"adminTokenSecret": {"name": ADMIN_TOKEN_SECRET}},
+    },
+    "network-policy": {"example": {"enabled": True}, "networkPolicy": {"enabled": True}},
     "everything": {
         "example": {"enabled": True},
         "webhook": {"enabled": True},
+        "sidecar": {"adminTokenSecret": {"name": ADMIN_TOKEN_SECRET}},
+        "networkPolicy": {"enabled": True},
         "monitoring": {
             "additionalLabels": {"release": "kube-prometheus-stack"},
             "podMonitor": {"enabled": True},

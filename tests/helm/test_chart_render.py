@@ -57,6 +57,15 @@ EXPECTED_KINDS = {
     "service-monitor": {"ConfigMap", "ServiceMonitor"},
     "prometheus-rule": {"ConfigMap", "PrometheusRule"},
     "dashboards": {"ConfigMap"},
+    "admin-token": {  # the chart mounts the admin token's Secret, never creates it
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "Secret",
+        "MutatingWebhookConfiguration",
+    },
+    "network-policy": {"ConfigMap", "Deployment", "Service", "NetworkPolicy"},
     "webhook": {
         "ConfigMap",
         "Deployment",

@@ -57,6 +57,10 @@ env:
     value: "1"
   - name: PYTHONUNBUFFERED
     value: "1"
+  {{- if include "model-sidecar.adminTokenSecretName" . }}
+  - name: MODEL_SIDECAR_ADMIN_TOKEN_FILE
+    value: {{ include "model-sidecar.adminTokenFile" . | quote }}
+  {{- end }}
   {{- with $s.env }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -98,11 +102,47 @@ volumeMounts:
 {{- end }}
 {{- end -}}
 
-{{/* The config volume: the release's ConfigMap. */}}
-{{- define "model-sidecar.volume" -}}
+{{/* The Secret named by sidecar.adminTokenSecret.name ("" when none). */}}
+{{- define "model-sidecar.adminTokenSecretName" -}}
+{{- (.Values.sidecar.adminTokenSecret | default dict).name | default "" -}}
+{{- end -}}
+
+{{/* Where the sidecar reads its admin token: a file of the config volume. */}}
+{{- define "model-sidecar.adminTokenFile" -}}
+/etc/model-sidecar/admin-token
+{{- end -}}
+
+{{/*
+The config volume, from (list $ctx SOURCE_KIND SOURCE): a configMap or downwardAPI volume
+holding config.yaml; with sidecar.adminTokenSecret.name, a projected volume of that source and
+the Secret's key as admin-token. One volume, so the injector (which adds exactly one) and
+charts that include model-sidecar.volumes carry the token without a change.
+*/}}
+{{- define "model-sidecar.configVolumeFrom" -}}
+{{- $ctx := index . 0 -}}
+{{- $kind := index . 1 -}}
+{{- $source := index . 2 -}}
+{{- $secret := include "model-sidecar.adminTokenSecretName" $ctx -}}
 name: model-sidecar-config
-configMap:
-  name: {{ include "model-sidecar.configMapName" . }}
+{{- if $secret }}
+projected:
+  sources:
+    - {{ $kind }}:
+        {{- toYaml $source | nindent 8 }}
+    - secret:
+        name: {{ $secret }}
+        items:
+          - key: {{ $ctx.Values.sidecar.adminTokenSecret.key | quote }}
+            path: {{ include "model-sidecar.adminTokenFile" $ctx | base }}
+{{- else }}
+{{ $kind }}:
+  {{- toYaml $source | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The config volume: the release's ConfigMap (and the admin token, when set). */}}
+{{- define "model-sidecar.volume" -}}
+{{- include "model-sidecar.configVolumeFrom" (list . "configMap" (dict "name" (include "model-sidecar.configMapName" .))) -}}
 {{- end -}}
 
 {{- define "model-sidecar.volumes" -}}
