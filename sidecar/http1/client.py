@@ -1,4 +1,4 @@
-"""Upstream HTTP/1.1 client: UpstreamPool (keep-alive connections to one origin), responses."""
+"""The upstream HTTP/1.1 client: UpstreamPool, keep-alive connections to one origin."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from sidecar.http1.errors import (
     UpstreamError,
     UpstreamPayloadError,
 )
-from sidecar.http1.upstream import ConnectionSlots, PoolClosed, UpstreamConnection
+from sidecar.http1.response import UpstreamResponse
+from sidecar.http1.slots import ConnectionSlots, PoolClosed
+from sidecar.http1.upstream import UpstreamConnection
 
+# What the client's users import from here: the pool, its responses and its errors.
 __all__ = [
     "UpstreamConnectError",
     "UpstreamDisconnected",
@@ -25,82 +28,6 @@ __all__ = [
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class UpstreamResponse:
-    """A response whose head arrived; the body is read with read_chunk() / read()."""
-
-    __slots__ = ("_conn", "_end", "_pool", "content_length", "headers", "reason", "status")
-
-    def __init__(self, conn: UpstreamConnection, pool: UpstreamPool) -> None:
-        self._conn: UpstreamConnection | None = conn
-        self._pool = pool
-        self._end: BaseException | None = None
-        self.status: int = conn._status
-        self.reason: str = conn._reason.decode("latin-1")
-        headers = conn._headers
-        self.headers: CIMultiDict[str] = headers
-        length = headers.get("Content-Length")
-        self.content_length: int | None = None
-        if length is not None and length.isdecimal() and "Transfer-Encoding" not in headers:
-            self.content_length = int(length)
-
-    async def read_chunk(self) -> bytes:
-        """The next body bytes as they arrived (de-chunked), b"" at the end."""
-        conn = self._conn
-        if conn is None:
-            if self._end is not None:
-                raise self._end
-            return b""
-        while True:
-            if conn._buf:
-                return conn.take()
-            error = conn._error
-            if error is not None:
-                self._conn = None
-                self._end = error
-                self._pool._drop(conn)
-                raise error
-            if conn._done:
-                self.release()
-                return b""
-            await conn.wait(self._pool._read_timeout)
-
-    def read_nowait(self) -> bytes:
-        """Body bytes already received (de-chunked), without waiting; b"" when none are."""
-        conn = self._conn
-        return conn.take() if conn is not None and conn._buf else b""
-
-    async def read(self) -> bytes:
-        """The whole remaining body."""
-        chunks = []
-        while chunk := await self.read_chunk():
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def release(self) -> None:
-        """Done: the connection goes back to the pool if the body ended and it is keep-alive."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        if conn.reusable() and not self._pool._closed:
-            conn.idle()
-            self._pool._slots.put(conn)
-            return
-        if not conn._done:
-            self._end = UpstreamPayloadError("the response was released before its end")
-        self._pool._drop(conn)
-
-    def close(self) -> None:
-        """Close the connection now (abort the body)."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        if not conn._done or conn._buf:
-            self._end = UpstreamPayloadError("the response was closed before its end")
-        self._pool._drop(conn)
 
 
 class UpstreamPool:
@@ -121,7 +48,7 @@ class UpstreamPool:
         self._host = host
         self._port = port
         self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
+        self.read_timeout = read_timeout  # read by every response per wait: no property
         self._ssl: ssl.SSLContext | None = None
         if tls:
             self._ssl = ssl_context or ssl.create_default_context()
@@ -130,9 +57,9 @@ class UpstreamPool:
         self._host_header = name if port == (443 if tls else 80) else f"{name}:{port}"
         self._origin = f"{'https' if tls else 'http'}://{name}:{port}"
         self._slots: ConnectionSlots[UpstreamConnection] = ConnectionSlots(
-            max_connections, idle_timeout
+            max_connections, idle_timeout, self._expired
         )
-        self._conns: set[UpstreamConnection] = set()
+        self._conns: set[UpstreamConnection] = set()  # open and not yet dropped
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -167,21 +94,21 @@ class UpstreamPool:
             try:
                 return await self._exchange(conn, head, body, head_only)
             except UpstreamDisconnected:
-                if conn._got_bytes:
-                    self._drop(conn)
+                if conn.got_bytes:
+                    self.discard(conn)
                     raise
-                # The upstream had closed this idle connection: resend once on a fresh one.
-                conn._dropped = True
+                # The upstream had closed this idle connection: resend once on a fresh one
+                # (in the same slot).
                 self._conns.discard(conn)
-                conn._transport.abort()
+                conn.abort()
             except BaseException:
-                self._drop(conn)
+                self.discard(conn)
                 raise
         conn = await self._connect()
         try:
             return await self._exchange(conn, head, body, head_only)
         except BaseException:
-            self._drop(conn)
+            self.discard(conn)
             raise
 
     async def close(self) -> None:
@@ -190,19 +117,39 @@ class UpstreamPool:
             return
         self._closed = True
         for conn in self._slots.close():
-            conn.discard()
+            self._expired(conn)
         for conn in list(self._conns):
-            conn._transport.abort()
+            conn.abort()
         await asyncio.sleep(0)
+
+    # For UpstreamResponse: the end of a connection's turn.
+
+    def give_back(self, conn: UpstreamConnection) -> None:
+        """Keep `conn` for the next request if its response ended and it is keep-alive,
+        else close it."""
+        if conn.reusable() and not self._closed:
+            conn.idle()
+            self._slots.put(conn)
+        else:
+            self.discard(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        """Close `conn` (abort unless its response was read to the end), free its slot;
+        idempotent."""
+        if conn not in self._conns:
+            return
+        self._conns.discard(conn)
+        conn.close()
+        self._slots.free()
 
     async def _exchange(
         self, conn: UpstreamConnection, head: bytes, body: bytes, head_only: bool
     ) -> UpstreamResponse:
         conn.send(head, body, head_only)
-        while not conn._head:
-            if conn._error is not None:
-                raise conn._error
-            await conn.wait(self._read_timeout)
+        while not conn.head_received:
+            if conn.error is not None:
+                raise conn.error
+            await conn.wait(self.read_timeout)
         return UpstreamResponse(conn, self)
 
     async def _connect(self) -> UpstreamConnection:
@@ -230,14 +177,15 @@ class UpstreamPool:
         except BaseException:
             self._slots.free()
             raise
-        if self._closed:
-            self._drop(conn)
-            raise UpstreamConnectError("the upstream pool is closed")
         self._conns.add(conn)
+        if self._closed:
+            self.discard(conn)
+            raise UpstreamConnectError("the upstream pool is closed")
         return conn
 
     def _new_connection(self) -> UpstreamConnection:
-        return UpstreamConnection(self)
+        assert self._loop is not None
+        return UpstreamConnection(self._loop, self._idle_lost)
 
     def _encode(self, method: str, target: str, headers: CIMultiDict[str], body: bytes) -> bytes:
         """Request line, Host, the caller's headers in order, Content-Length, blank line."""
@@ -252,21 +200,12 @@ class UpstreamPool:
             raise ValueError("line break in the request line or a header")
         return text.encode("latin-1")
 
-    def _drop(self, conn: UpstreamConnection) -> None:
-        """Close a connection (abort if busy) and free its slot; idempotent."""
-        if conn._dropped:
-            return
-        conn._dropped = True
+    def _expired(self, conn: UpstreamConnection) -> None:
+        """An idle connection the slots have forgotten (slot freed): close it."""
         self._conns.discard(conn)
-        if conn._done and not conn._buf:
-            conn._transport.close()
-        else:
-            conn._transport.abort()
-        self._slots.free()
+        conn.close()
 
-    def _idle_lost(self, conn: UpstreamConnection) -> bool:
-        """An idle connection was closed by the peer: forget it (False if it was not idle)."""
+    def _idle_lost(self, conn: UpstreamConnection) -> None:
+        """A connection closed while idle (the peer closed it, or it was dropped): forget it."""
         if self._slots.remove_idle(conn):
             self._conns.discard(conn)
-            return True
-        return False

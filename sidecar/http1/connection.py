@@ -220,7 +220,7 @@ class ServerConnection(asyncio.Protocol):
     def _run(self, request: IncomingRequest) -> None:
         responder = self._responder = Responder(self, request)
         task = self._task = self._loop.create_task(self._serve(request, responder))
-        self.server.tasks.add(task)
+        self.server.request_started(task)
 
     async def _serve(self, request: IncomingRequest, responder: Responder) -> None:
         """Run the handler; a bug answers a logged JSON 502 (or aborts a started response)."""

@@ -45,7 +45,7 @@ class ProxyServer:
         self.max_head_bytes = max_head_bytes
         self.client_timeout = client_timeout
         self.draining = False
-        self.tasks: set[asyncio.Task[None]] = set()  # running handlers
+        self._tasks: set[asyncio.Task[None]] = set()  # running handlers
         self._sweep_every = _sweep_interval(client_timeout)
         self._connections: set[ServerConnection] = set()
         self._deadlines: dict[ServerConnection, float] = {}
@@ -74,7 +74,7 @@ class ProxyServer:
     @property
     def in_flight(self) -> int:
         """Requests whose handler is running."""
-        return len(self.tasks)
+        return len(self._tasks)
 
     def set_limits(self, *, max_body_bytes: int, client_timeout: float) -> None:
         """Use new limits from now on (deadlines already set stay)."""
@@ -96,13 +96,13 @@ class ProxyServer:
         self.draining = True
         for conn in list(self._connections):
             conn.close_if_idle()
-        if self._connections or self.tasks:
+        if self._connections or self._tasks:
             drained = self._drained = self._loop.create_future()
             await asyncio.wait([drained], timeout=timeout)
             self._drained = None
         for conn in list(self._connections):
             conn.kill()
-        pending = [task for task in self.tasks if not task.done()]
+        pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             task.cancel()
         if pending:
@@ -132,10 +132,14 @@ class ProxyServer:
         if self._drained is not None:
             self._check_drained()
 
+    def request_started(self, task: asyncio.Task[None]) -> None:
+        """A handler runs in `task` (shutdown waits for it, then cancels it)."""
+        self._tasks.add(task)
+
     def request_done(self, task: asyncio.Task[None] | None) -> None:
         """A handler finished."""
         if task is not None:
-            self.tasks.discard(task)
+            self._tasks.discard(task)
         if self._drained is not None:
             self._check_drained()
 
@@ -165,5 +169,5 @@ class ProxyServer:
 
     def _check_drained(self) -> None:
         drained = self._drained
-        if drained is not None and not drained.done() and not self._connections and not self.tasks:
+        if drained is not None and not drained.done() and not self._connections and not self._tasks:
             drained.set_result(None)

@@ -533,3 +533,27 @@ async def test_sweep_closes_each_idle_connection_on_its_own_time(start: Start) -
     assert (up.connections, pool.idle_count) == (2, 1)
     await asyncio.sleep(0.2)
     assert pool.connection_count == 0
+
+
+async def test_a_response_released_after_close_frees_its_slot(start: Start) -> None:
+    _, pool = await start(serve(OK))
+    response = await pool.request("GET", "/", CIMultiDict(), b"")
+    await pool.close()
+    assert pool.connection_count == 1  # in use: counted until released
+    response.release()
+    response.release()
+    assert (pool.connection_count, pool.idle_count) == (0, 0)
+
+
+async def test_a_stale_connection_resent_on_a_fresh_one_keeps_one_slot(start: Start) -> None:
+    async def script(up: Upstream, reader: asyncio.StreamReader, w: Writer) -> None:
+        while (request := await read_request(reader)) is not None:
+            up.requests.append(request)
+            if len(up.requests) == 2:
+                return  # closes the kept-alive connection without answering
+            w.write(OK)
+
+    _, pool = await start(script, max_connections=1)
+    assert await get(pool) == b"hello"
+    assert await get(pool) == b"hello"
+    assert (pool.connection_count, pool.idle_count) == (1, 1)
