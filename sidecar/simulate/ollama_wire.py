@@ -127,7 +127,7 @@ async def generate(call: Call) -> web.StreamResponse:
     answer = call.answer(parts, _num_predict(payload))
     usage = call.usage(count_prompt_tokens(parts), [answer])
     # Token ids of the conversation so far, for the next call's `context` (deprecated).
-    ids = seed_of(call.request_seed, b"context")
+    ids = seed_of(answer.seed, b"context")
     size = usage.input_tokens + len(answer.tokens)
     context = [1000 + ids[i % len(ids)] * 100 + i % 97 for i in range(size)]
 
@@ -261,7 +261,7 @@ def tags(profiles: Iterable[ModelProfile], created: int) -> web.Response:
 
 def show(profile: ModelProfile, created: int) -> web.Response:
     """POST /api/show: what Ollama tells about a model."""
-    embedding = profile.name.endswith(("embed-text", "minilm")) or "embed" in profile.name
+    embedding = "embed" in profile.name or "minilm" in profile.name
     details = _details(profile)
     body = {
         "modelfile": f"FROM {_tag(profile.name)}\n",

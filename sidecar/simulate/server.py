@@ -52,7 +52,7 @@ class Disconnect(NamedTuple):
 
 
 class Simulator:
-    """A simulated OpenAI, Anthropic and Gemini provider with reproducible behaviour."""
+    """Simulated LLM providers (see routes.py) with reproducible behaviour."""
 
     def __init__(
         self,
