@@ -1,5 +1,10 @@
-"""A simulated OpenAI, Anthropic and Gemini provider for the demo, the tests and the benchmark."""
+"""Simulated LLM providers for the demo, the tests and the benchmark.
 
+OpenAI, Azure OpenAI, Anthropic, Gemini (Gemini API and Vertex AI, with Claude on Vertex)
+and Ollama, each in its own wire format; the paths are listed in routes.py.
+"""
+
+from sidecar.simulate.azure_wire import DEFAULT_DEPLOYMENTS
 from sidecar.simulate.profiles import DEFAULT_PROFILES, FALLBACK_PROFILE, ModelProfile
 from sidecar.simulate.simulator import (
     Disconnect,
@@ -11,6 +16,7 @@ from sidecar.simulate.simulator import (
 )
 
 __all__ = [
+    "DEFAULT_DEPLOYMENTS",
     "DEFAULT_PROFILES",
     "FALLBACK_PROFILE",
     "Disconnect",

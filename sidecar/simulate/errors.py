@@ -47,9 +47,54 @@ _GEMINI: dict[int, tuple[str, str]] = {
     504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
 
+# Azure's own gateway answers these in its shape ({"error": {"code", "message"}}); errors of
+# the model behind it (500, 503, ...) keep OpenAI's shape.
+_AZURE: dict[int, tuple[str, str]] = {
+    401: (
+        "401",
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API "
+        "endpoint for your resource.",
+    ),
+    404: (
+        "DeploymentNotFound",
+        "The API deployment for this resource does not exist. If you created the deployment "
+        "within the last 5 minutes, please wait a moment and try again.",
+    ),
+    429: (
+        "429",
+        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API have exceeded "
+        "call rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second.",
+    ),
+}
+
+# Vertex AI's front end answers these for every publisher in Google's shape; everything
+# else on a Claude model comes from Anthropic in Anthropic's shape.
+_VERTEX_FRONT_END = frozenset({401, 403, 429})
+
+_OLLAMA: dict[int, str] = {
+    400: "invalid request",
+    404: "model not found, try pulling it first",
+    429: "too many requests",
+    500: "an error was encountered while running the model",
+    503: "server busy, please try again.  maximum pending requests exceeded",
+}
+
 
 def error_body(provider: str, status: int, message: str | None = None) -> bytes:
-    """The JSON error body `provider` ("openai", "anthropic", "gemini") sends with `status`."""
+    """The JSON error body `provider` sends with `status`.
+
+    Providers: "openai", "azure", "anthropic", "vertex-anthropic", "gemini", "ollama".
+    """
+    if provider == "vertex-anthropic":
+        provider = "gemini" if status in _VERTEX_FRONT_END else "anthropic"
+    if provider == "azure":
+        if status in _AZURE:
+            azure_code, default = _AZURE[status]
+            return orjson.dumps({"error": {"code": azure_code, "message": message or default}})
+        provider = "openai"
+    if provider == "ollama":
+        return orjson.dumps({"error": message or _OLLAMA.get(status, "internal error")})
     if provider == "anthropic":
         kind, default = _ANTHROPIC.get(status, ("api_error", "Internal server error"))
         return orjson.dumps(
@@ -77,7 +122,11 @@ def error_response(
         retry_after = "1"
     if retry_after is not None:
         reply_headers["retry-after"] = retry_after
-    content_type = "application/json; charset=UTF-8" if provider == "gemini" else "application/json"
+    front_end = provider == "vertex-anthropic" and status in _VERTEX_FRONT_END
+    google = provider == "gemini" or front_end
+    content_type = "application/json; charset=UTF-8" if google else "application/json"
+    if provider == "ollama":
+        content_type = "application/json; charset=utf-8"
     reply_headers["Content-Type"] = content_type
     return web.Response(
         status=status, body=error_body(provider, status, message), headers=reply_headers

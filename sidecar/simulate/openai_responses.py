@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from sidecar.simulate.call import Answer, Call, Usage
-from sidecar.simulate.openai_wire import EVENT_STREAM, JSON, headers, logprob_entries
+from sidecar.simulate.openai_wire import EVENT_STREAM, JSON, OPENAI, Dialect, logprob_entries
 from sidecar.simulate.streaming import Responder, sse
 from sidecar.simulate.text import count_prompt_tokens
 
@@ -88,7 +88,7 @@ def _logprobs(call: Call, answer: Answer, top: int | None) -> list[dict[str, Any
     return logprob_entries(answer.choices(call.profile.token_confidence, max(top, 1)), top)
 
 
-async def responses(call: Call) -> web.StreamResponse:
+async def responses(call: Call, dialect: Dialect = OPENAI) -> web.StreamResponse:
     """POST /v1/responses."""
     payload = call.payload
     prompt = [payload.get("instructions"), payload.get("input")]
@@ -96,7 +96,7 @@ async def responses(call: Call) -> web.StreamResponse:
     usage = call.usage(count_prompt_tokens(prompt), [answer])
     status = "completed" if answer.finish_reason == "stop" else "incomplete"
     top = _top_logprobs(payload)
-    responder = Responder(call, headers(call))
+    responder = Responder(call, dialect.headers(call))
     if payload.get("stream") is True:
         return await _stream(responder, answer, usage, status, top)
     part = _text_part(answer.text, _logprobs(call, answer, top))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,6 +32,48 @@ def headers(call: Call) -> dict[str, str]:
         "openai-processing-ms": str(int(call.ttft_s * 1000)),
         "openai-version": "2020-10-01",
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between OpenAI and a server that speaks its wire format (Azure OpenAI)."""
+
+    headers: Callable[[Call], dict[str, str]]
+    # OpenAI names the service tier in chat replies; Azure does not.
+    service_tier: bool = True
+    # Azure's JSON comes with its keys sorted.
+    sort_keys: bool = False
+    # Azure's content filter verdicts: `prompt_filter_results` of a reply and
+    # `content_filter_results` of a choice that carries text (None = not sent).
+    prompt_filters: list[dict[str, Any]] | None = None
+    choice_filters: dict[str, Any] | None = None
+
+    def dumps(self, body: dict[str, Any], pretty: bool = False) -> bytes:
+        """A reply body as this server writes it."""
+        option = orjson.OPT_SORT_KEYS if self.sort_keys else 0
+        return orjson.dumps(body, option=option | (orjson.OPT_INDENT_2 if pretty else 0))
+
+    def choice(self, choice: dict[str, Any], with_text: bool = True) -> dict[str, Any]:
+        """A choice with its content filter verdicts, where this server sends them."""
+        if self.choice_filters is None:
+            return choice
+        return {**choice, "content_filter_results": self.choice_filters if with_text else {}}
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A whole reply with its prompt filter verdicts, where this server sends them."""
+        if self.prompt_filters is None:
+            return body
+        return {**body, "prompt_filter_results": self.prompt_filters}
+
+    def preamble(self) -> bytes:
+        """The event a stream begins with before any choice (Azure: the prompt filter verdicts)."""
+        if self.prompt_filters is None:
+            return b""
+        head = {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
+        return sse(self.dumps({**head, "prompt_filter_results": self.prompt_filters}))
+
+
+OPENAI = Dialect(headers=headers)
 
 
 def fingerprint(model: str) -> str:
@@ -89,7 +132,7 @@ def include_usage(payload: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-async def chat_completions(call: Call) -> web.StreamResponse:
+async def chat_completions(call: Call, dialect: Dialect = OPENAI) -> web.StreamResponse:
     """POST /v1/chat/completions, whole or streamed."""
     payload = call.payload
     messages = payload.get("messages")
@@ -105,9 +148,9 @@ async def chat_completions(call: Call) -> web.StreamResponse:
     }
     logprobs, top = wants_logprobs(payload)
     confidence = call.profile.token_confidence
-    responder = Responder(call, headers(call))
+    responder = Responder(call, dialect.headers(call))
     if payload.get("stream") is True:
-        return await _stream_chat(responder, base, answers, usage, logprobs, top)
+        return await _stream_chat(responder, dialect, base, answers, usage, logprobs, top)
     choices = []
     for index, answer in enumerate(answers):
         message: dict[str, Any] = {
@@ -120,27 +163,24 @@ async def chat_completions(call: Call) -> web.StreamResponse:
         if logprobs:
             entries = logprob_entries(answer.choices(confidence, max(top, 1)), top)
             choice_logprobs = {"content": entries, "refusal": None}
-        choices.append(
-            {
-                "index": index,
-                "message": message,
-                "logprobs": choice_logprobs,
-                "finish_reason": answer.finish_reason,
-            }
-        )
-    body = {
-        **base,
-        "choices": choices,
-        "usage": usage_json(usage),
-        "service_tier": "default",
-        "system_fingerprint": fingerprint(model),
-    }
+        choice = {
+            "index": index,
+            "message": message,
+            "logprobs": choice_logprobs,
+            "finish_reason": answer.finish_reason,
+        }
+        choices.append(dialect.choice(choice))
+    body = {**base, "choices": choices, "usage": usage_json(usage)}
+    if dialect.service_tier:
+        body["service_tier"] = "default"
+    body["system_fingerprint"] = fingerprint(model)
     chunks = max(len(answer.chunks(call.chunk_size)) for answer in answers)
-    return await responder.send_body(orjson.dumps(body, option=orjson.OPT_INDENT_2), JSON, chunks)
+    return await responder.send_body(dialect.dumps(dialect.reply(body), pretty=True), JSON, chunks)
 
 
 async def _stream_chat(
     responder: Responder,
+    dialect: Dialect,
     base: dict[str, Any],
     answers: list[Answer],
     usage: Usage,
@@ -149,21 +189,23 @@ async def _stream_chat(
 ) -> web.StreamResponse:
     call = responder.call
     with_usage = include_usage(call.payload)
-    head = {
-        **base,
-        "object": "chat.completion.chunk",
-        "service_tier": "default",
-        "system_fingerprint": fingerprint(base["model"]),
-    }
+    head = {**base, "object": "chat.completion.chunk"}
+    if dialect.service_tier:
+        head["service_tier"] = "default"
+    head["system_fingerprint"] = fingerprint(base["model"])
     trailer: dict[str, Any] = {"usage": None} if with_usage else {}
 
     def event(
         index: int, delta: dict[str, Any], lp: Any = None, finish: str | None = None
     ) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
-        return sse(orjson.dumps({**head, "choices": [choice], **trailer}))
+        choice = dialect.choice(choice, with_text=bool(delta.get("content")))
+        return sse(dialect.dumps({**head, "choices": [choice], **trailer}))
 
     await responder.start(EVENT_STREAM)
+    preamble = dialect.preamble()
+    if preamble:
+        await responder.event(preamble)
     for index in range(len(answers)):
         opening = {"role": "assistant", "content": "", "refusal": None}
         await responder.chunk(event(index, opening), output=False)
@@ -185,11 +227,11 @@ async def _stream_chat(
         event(index, {}, None, answer.finish_reason) for index, answer in enumerate(answers)
     )
     if with_usage:
-        closing += sse(orjson.dumps({**head, "choices": [], "usage": usage_json(usage)}))
+        closing += sse(dialect.dumps({**head, "choices": [], "usage": usage_json(usage)}))
     return await responder.finish(closing + DONE)
 
 
-async def completions(call: Call) -> web.StreamResponse:
+async def completions(call: Call, dialect: Dialect = OPENAI) -> web.StreamResponse:
     """POST /v1/completions (legacy text completion), whole or streamed."""
     payload = call.payload
     prompt = payload.get("prompt")
@@ -206,31 +248,41 @@ async def completions(call: Call) -> web.StreamResponse:
     top = payload.get("logprobs")
     top = top if isinstance(top, int) and not isinstance(top, bool) else None
     confidence = call.profile.token_confidence
-    responder = Responder(call, headers(call))
+    responder = Responder(call, dialect.headers(call))
     if payload.get("stream") is True:
-        return await _stream_completions(responder, base, answers, usage, top)
+        return await _stream_completions(responder, dialect, base, answers, usage, top)
     choices = [
-        {
-            "text": answer.text,
-            "index": index,
-            "logprobs": None if top is None else _legacy_logprobs(answer, confidence, top, 0),
-            "finish_reason": answer.finish_reason,
-        }
+        dialect.choice(
+            {
+                "text": answer.text,
+                "index": index,
+                "logprobs": None if top is None else _legacy_logprobs(answer, confidence, top, 0),
+                "finish_reason": answer.finish_reason,
+            }
+        )
         for index, answer in enumerate(answers)
     ]
     body = {**base, "choices": choices, "usage": _legacy_usage(usage)}
     chunks = max(len(answer.chunks(call.chunk_size)) for answer in answers)
-    return await responder.send_body(orjson.dumps(body, option=orjson.OPT_INDENT_2), JSON, chunks)
+    return await responder.send_body(dialect.dumps(dialect.reply(body), pretty=True), JSON, chunks)
 
 
 async def _stream_completions(
-    responder: Responder, base: dict[str, Any], answers: list[Answer], usage: Usage, top: int | None
+    responder: Responder,
+    dialect: Dialect,
+    base: dict[str, Any],
+    answers: list[Answer],
+    usage: Usage,
+    top: int | None,
 ) -> web.StreamResponse:
     call = responder.call
     with_usage = include_usage(call.payload)
     trailer: dict[str, Any] = {"usage": None} if with_usage else {}
     confidence = call.profile.token_confidence
     await responder.start(EVENT_STREAM)
+    preamble = dialect.preamble()
+    if preamble:
+        await responder.event(preamble)
     for index, answer in enumerate(answers):
         offset = 0
         for tokens in answer.chunks(call.chunk_size):
@@ -243,7 +295,8 @@ async def _stream_completions(
             text = "".join(tokens)
             offset += len(text)
             choice = {"text": text, "index": index, "logprobs": lp, "finish_reason": None}
-            await responder.chunk(sse(orjson.dumps({**base, "choices": [choice], **trailer})))
+            choice = dialect.choice(choice)
+            await responder.chunk(sse(dialect.dumps({**base, "choices": [choice], **trailer})))
     closing = b""
     for index, answer in enumerate(answers):
         choice = {
@@ -252,9 +305,10 @@ async def _stream_completions(
             "logprobs": None,
             "finish_reason": answer.finish_reason,
         }
-        closing += sse(orjson.dumps({**base, "choices": [choice], **trailer}))
+        choice = dialect.choice(choice, with_text=False)
+        closing += sse(dialect.dumps({**base, "choices": [choice], **trailer}))
     if with_usage:
-        closing += sse(orjson.dumps({**base, "choices": [], "usage": _legacy_usage(usage)}))
+        closing += sse(dialect.dumps({**base, "choices": [], "usage": _legacy_usage(usage)}))
     return await responder.finish(closing + DONE)
 
 
@@ -281,7 +335,7 @@ def _legacy_logprobs(answer: Answer, confidence: float, top: int, offset: int) -
     }
 
 
-async def embeddings(call: Call) -> web.StreamResponse:
+async def embeddings(call: Call, dialect: Dialect = OPENAI) -> web.StreamResponse:
     """POST /v1/embeddings: one unit vector per input, as floats or base64."""
     payload = call.payload
     raw = payload.get("input")
@@ -307,7 +361,7 @@ async def embeddings(call: Call) -> web.StreamResponse:
         "model": call.profile.reported_model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    return await Responder(call, headers(call)).send_body(orjson.dumps(body), JSON)
+    return await Responder(call, dialect.headers(call)).send_body(dialect.dumps(body), JSON)
 
 
 def model_list(profiles: Iterable[ModelProfile], created: int) -> web.Response:

@@ -91,6 +91,9 @@ DEFAULT_PROFILES: tuple[ModelProfile, ...] = (
     ),
     ModelProfile(name="gpt-3.5-turbo-instruct", ttft_s=0.02, tokens_per_second=800.0),
     ModelProfile(name="text-embedding-3-small", ttft_s=0.01, embedding_dimensions=1536),
+    # Transcription: whisper-1 reports the audio's duration, gpt-4o-transcribe tokens.
+    ModelProfile(name="whisper-1", ttft_s=0.2, tokens_per_second=600.0),
+    ModelProfile(name="gpt-4o-transcribe", ttft_s=0.15, tokens_per_second=500.0),
     # Anthropic
     ModelProfile(
         name="claude-3-5-haiku-latest",
@@ -102,6 +105,15 @@ DEFAULT_PROFILES: tuple[ModelProfile, ...] = (
     ModelProfile(  # slower and steadier
         name="claude-sonnet-4",
         response_model="claude-sonnet-4-20250514",
+        ttft_s=0.12,
+        tokens_per_second=150.0,
+        output_tokens=40,
+        cache_read_share=0.6,
+        token_confidence=0.97,
+    ),
+    # Claude on Vertex AI: the model is named `name@version` and answers under that name.
+    ModelProfile(
+        name="claude-sonnet-4@20250514",
         ttft_s=0.12,
         tokens_per_second=150.0,
         output_tokens=40,
@@ -125,6 +137,11 @@ DEFAULT_PROFILES: tuple[ModelProfile, ...] = (
         cache_read_share=0.5,
     ),
     ModelProfile(name="gemini-embedding-001", ttft_s=0.01, embedding_dimensions=768),
+    # Vertex AI's text-embedding models (served by `predict`)
+    ModelProfile(name="text-embedding-005", ttft_s=0.01, embedding_dimensions=768),
+    # Ollama (a small local model on CPU: slower, one token a line; Ollama names it as asked)
+    ModelProfile(name="llama3.2", ttft_s=0.06, tokens_per_second=120.0),
+    ModelProfile(name="nomic-embed-text", ttft_s=0.01, embedding_dimensions=768),
 )
 
 

@@ -6,16 +6,15 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, NamedTuple
 
-import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from sidecar.simulate import anthropic_wire, gemini_wire, openai_responses, openai_wire
+from sidecar.simulate import azure_wire
 from sidecar.simulate.call import Call
 from sidecar.simulate.errors import error_response
 from sidecar.simulate.faults import Controls, Fault, FaultQueue
@@ -25,9 +24,8 @@ from sidecar.simulate.profiles import (
     default_profiles,
     without_delays,
 )
+from sidecar.simulate.routes import Gate, Handler, Parse, Resolve, add_provider_routes, json_body
 from sidecar.simulate.streaming import StreamEnded, pause
-
-Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 
 # A fixed `created` timestamp keeps replies byte-for-byte repeatable.
 CREATED = 1_700_000_000
@@ -54,7 +52,7 @@ class Disconnect(NamedTuple):
 
 
 class Simulator:
-    """A simulated OpenAI, Anthropic and Gemini provider with reproducible behaviour."""
+    """Simulated LLM providers (see routes.py) with reproducible behaviour."""
 
     def __init__(
         self,
@@ -65,6 +63,7 @@ class Simulator:
         fallback: ModelProfile = FALLBACK_PROFILE,
         created: int = CREATED,
         history: int = 1000,
+        deployments: Mapping[str, str] | None = None,
     ) -> None:
         if profiles is None:
             chosen = default_profiles()
@@ -79,6 +78,10 @@ class Simulator:
         self.fallback = fallback
         self.fastest = fastest
         self.created = created
+        # Azure OpenAI deployment name → the model it serves.
+        self.deployments: dict[str, str] = dict(
+            azure_wire.DEFAULT_DEPLOYMENTS if deployments is None else deployments
+        )
         self.faults = FaultQueue()
         self.received: deque[ReceivedRequest] = deque(maxlen=history)
         self.disconnects: deque[Disconnect] = deque(maxlen=history)
@@ -146,62 +149,52 @@ class Simulator:
     # The app -----------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
-        """An aiohttp app serving the three providers' endpoints and `/_sim/faults`."""
+        """An aiohttp app serving every simulated provider's endpoints and `/_sim/faults`."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        openai = partial(self._serve, "openai")
-        anthropic = partial(self._serve, "anthropic")
-        app.router.add_post("/v1/chat/completions", partial(openai, openai_wire.chat_completions))
-        app.router.add_post("/v1/completions", partial(openai, openai_wire.completions))
-        app.router.add_post("/v1/embeddings", partial(openai, openai_wire.embeddings))
-        app.router.add_post("/v1/responses", partial(openai, openai_responses.responses))
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_post("/v1/messages", partial(anthropic, anthropic_wire.messages))
-        app.router.add_post(
-            "/v1/messages/count_tokens", partial(anthropic, anthropic_wire.count_tokens)
-        )
-        app.router.add_post("/v1beta/models/{target}", self._gemini)
+        add_provider_routes(app, self)
         app.router.add_get("/_sim/faults", self._get_faults)
         app.router.add_post("/_sim/faults", self._post_faults)
         app.router.add_delete("/_sim/faults", self._delete_faults)
         return app
 
-    async def _models(self, request: web.Request) -> web.Response:
-        self._remember(request, b"")
-        return openai_wire.model_list(self.profiles.values(), self.created)
+    def deployment(self, name: str) -> str | None:
+        """The model an Azure OpenAI deployment serves, None for an unknown deployment."""
+        return self.deployments.get(name)
 
-    async def _gemini(self, request: web.Request) -> web.StreamResponse:
-        model, _, action = request.match_info["target"].rpartition(":")
-        handler: Handler
-        if action == "generateContent":
-            handler = partial(gemini_wire.generate_content, stream=False)
-        elif action == "streamGenerateContent":
-            handler = partial(gemini_wire.generate_content, stream=True)
-        elif action == "countTokens":
-            handler = gemini_wire.count_tokens
-        elif action == "embedContent":
-            handler = gemini_wire.embed_content
-        else:
-            self._remember(request, await request.read())
-            return error_response("gemini", 404, f"Method not found: {action or model}.")
-        return await self._serve("gemini", handler, request, model)
-
-    async def _serve(
-        self, provider: str, handler: Handler, request: web.Request, model: str | None = None
+    async def serve(
+        self,
+        provider: str,
+        handler: Handler,
+        request: web.Request,
+        model: str | None = None,
+        *,
+        gate: Gate | None = None,
+        parse: Parse = json_body,
+        resolve: Resolve | None = None,
     ) -> web.StreamResponse:
+        """Answer one call with `handler`, errors in `provider`'s shape.
+
+        `gate` may refuse the request first; `parse` reads its body; the model is `model`
+        (from the path) or the body's `model`, mapped by `resolve` (e.g. an Azure deployment)
+        to the model whose profile, faults and answer the call gets.
+        """
         body = await request.read()
-        self._remember(request, body)
+        self.remember(request, body)
+        if gate is not None and (refusal := gate(request)) is not None:
+            return refusal
         try:
-            payload = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            return error_response(
-                provider, 400, "We could not parse the JSON body of your request."
-            )
-        if not isinstance(payload, dict):
-            return error_response(provider, 400, "The request body must be a JSON object.")
+            payload = await parse(request, body)
+        except ValueError as exc:
+            return error_response(provider, 400, str(exc))
         if model is None:
             model = payload.get("model")
             if not isinstance(model, str) or not model:
                 return error_response(provider, 400, "You must provide a model parameter.")
+        if resolve is not None:
+            served = resolve(model)
+            if served is None:
+                return error_response(provider, 404)
+            model = served
         profile = self.profile_for(model)
         controls = Controls.from_headers(request.headers)
         fault = self.faults.take(model)
@@ -230,7 +223,8 @@ class Simulator:
             call.client_left()
             raise
 
-    def _remember(self, request: web.Request, body: bytes) -> None:
+    def remember(self, request: web.Request, body: bytes) -> None:
+        """Keep `request` (with its body) in `received`."""
         self.received.append(
             ReceivedRequest(
                 request.method,

@@ -7,6 +7,7 @@ import hashlib
 import math
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,15 +33,27 @@ def count_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
+def prompt_texts(value: Any) -> Iterator[str]:
+    """Every piece of prompt text in a request value (a string, messages, contents or parts)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from prompt_texts(item)
+    elif isinstance(value, dict):
+        for key in _TEXT_KEYS:
+            if key in value:
+                yield from prompt_texts(value[key])
+
+
 def count_prompt_tokens(value: Any) -> int:
     """Tokens of all prompt text in a request value (a string, messages, contents or parts)."""
-    if isinstance(value, str):
-        return count_tokens(value)
-    if isinstance(value, list):
-        return sum(count_prompt_tokens(item) for item in value)
-    if isinstance(value, dict):
-        return sum(count_prompt_tokens(value[key]) for key in _TEXT_KEYS if key in value)
-    return 0
+    return sum(count_tokens(text) for text in prompt_texts(value))
+
+
+def count_prompt_characters(value: Any) -> int:
+    """Characters of all prompt text in a request value but whitespace (Vertex bills these)."""
+    return sum(1 for text in prompt_texts(value) for char in text if not char.isspace())
 
 
 def seed_of(*parts: bytes) -> bytes:

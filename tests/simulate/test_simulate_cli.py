@@ -39,11 +39,20 @@ async def test_simulate_command_serves_until_signalled(signum: int) -> None:
         assert base_url.startswith("http://127.0.0.1:")
         openai_line = (await process.stdout.readline()).decode()
         assert openai_line.strip() == f"OPENAI_BASE_URL={base_url}/v1"
+        announced = [(await process.stdout.readline()).decode() for _ in range(6)]
+        assert f"OLLAMA_HOST={base_url}\n" in [line.lstrip() for line in announced]
         async with aiohttp.ClientSession() as session:
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
             async with session.post(base_url + "/v1/chat/completions", json=body) as response:
                 assert response.status == 200
                 assert (await response.json())["object"] == "chat.completion"
+            # Ollama and Azure OpenAI are served by the same command.
+            ollama = {**body, "model": "llama3.2", "stream": False}
+            async with session.post(base_url + "/api/chat", json=ollama) as response:
+                assert (await response.json())["done"] is True
+            azure = base_url + "/openai/deployments/prod-gpt4o/chat/completions?api-version=x"
+            async with session.post(azure, json=body, headers={"api-key": "k"}) as response:
+                assert (await response.json())["model"] == "gpt-4o-2024-08-06"
         process.send_signal(signum)
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
     finally:

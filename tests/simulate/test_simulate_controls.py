@@ -24,6 +24,16 @@ MESSAGES = [{"role": "user", "content": "Say something about sidecars."}]
 NO_DELAY = {"x-sim-ttft-ms": "0", "x-sim-chunk-interval-ms": "0"}
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
 STREAM_CHAT = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+# Vertex AI wants an OAuth token, Azure an api-key; the other providers ignore both.
+CREDENTIALS = {"Authorization": "Bearer test-token", "api-key": "azure-key"}
+VERTEX = "/v1/projects/p/locations/us-central1/publishers/"
+GEMINI = {"contents": [{"parts": [{"text": "hi"}]}]}
+CLAUDE = {
+    "anthropic_version": "vertex-2023-10-16",
+    "max_tokens": 50,
+    "messages": MESSAGES,
+    "stream": True,
+}
 
 
 async def raw(
@@ -50,19 +60,30 @@ async def raw(
             "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
             {"contents": [{"parts": [{"text": "hi"}]}]},
         ),
+        (
+            "/v1/models/gemini-2.0-flash:streamGenerateContent",
+            {"contents": [{"parts": [{"text": "hi"}]}]},
+        ),
+        (VERTEX + "google/models/gemini-2.5-flash:generateContent", GEMINI),
+        (VERTEX + "anthropic/models/claude-sonnet-4@20250514:streamRawPredict", CLAUDE),
+        ("/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21", STREAM_CHAT),
+        ("/openai/v1/responses", {"model": "gpt-4o-mini", "input": "hi"}),
+        ("/api/chat", {"model": "llama3.2", "messages": MESSAGES}),
+        ("/api/generate", {"model": "llama3.2", "prompt": "hi", "stream": False}),
+        ("/api/embed", {"model": "nomic-embed-text", "input": ["hi", "there"]}),
     ],
 )
 async def test_same_request_gets_the_same_bytes(
     sim: RunningSimulator, http: aiohttp.ClientSession, path: str, body: dict[str, Any]
 ) -> None:
-    first = await raw(http, sim.base_url + path, body, **NO_DELAY)
-    second = await raw(http, sim.base_url + path, body, **NO_DELAY)
+    first = await raw(http, sim.base_url + path, body, **NO_DELAY, **CREDENTIALS)
+    second = await raw(http, sim.base_url + path, body, **NO_DELAY, **CREDENTIALS)
     assert first[0] == 200
     assert first[2] == second[2]
     # Another simulator (another process, another seed) answers the same bytes too.
     other = await start_simulator(Simulator(seed=99))
     try:
-        third = await raw(http, other.base_url + path, body, **NO_DELAY)
+        third = await raw(http, other.base_url + path, body, **NO_DELAY, **CREDENTIALS)
     finally:
         await other.close()
     assert third[2] == first[2]
@@ -176,6 +197,29 @@ async def test_gzip_whole_and_streamed(sim: RunningSimulator, http: aiohttp.Clie
         pieces = [piece async for piece in response.content.iter_any()]
     assert len(pieces) > 10  # flushed event by event, not buffered to the end
     assert gzip.decompress(b"".join(pieces)) == (await raw(http, target, STREAM_CHAT))[2]
+
+
+async def test_ndjson_stream_gzip_stall_and_drop(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    # The controls act on Ollama's NDJSON lines as on SSE events.
+    target = sim.base_url + "/api/chat"
+    body = {"model": "llama3.2", "messages": MESSAGES}
+    plain = await raw(http, target, body, **NO_DELAY)
+    zipped = await raw(
+        http, target, body, **NO_DELAY, **{"x-sim-gzip": "1", "Accept-Encoding": "gzip"}
+    )
+    assert zipped[1]["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped[2]) == plain[2]
+    sim.simulator.stall_next(1, mid_stream_s=0.3, model="llama3.2")
+    async with http.post(target, json=body, headers=NO_DELAY) as response:
+        await response.content.readline()
+        started = time.monotonic()
+        await response.content.readline()
+        assert time.monotonic() - started >= 0.3 * 0.9
+        await response.read()
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await raw(http, target, body, **{"x-sim-drop-after-chunks": "2"})
 
 
 async def test_sdk_reads_a_gzipped_stream(openai_client: Any) -> None:

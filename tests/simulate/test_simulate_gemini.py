@@ -1,9 +1,10 @@
-"""Gemini's REST wire format over plain HTTP: whole, SSE, JSON-array stream, tokens, embeddings."""
+"""Gemini's REST wire format over plain HTTP and through the google-genai SDK (v1 and v1beta)."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -165,3 +166,123 @@ async def test_unknown_method_is_not_found(
     async with http.post(url(sim, "gemini-2.0-flash", "fly"), json=REQUEST) as response:
         assert response.status == 404
         assert (await response.json())["error"]["status"] == "NOT_FOUND"
+
+
+# The google-genai SDK in Gemini API mode, on both API versions ----------------------------
+
+
+@pytest.fixture(params=["v1", "v1beta"])
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def genai_client(version: str, sim: RunningSimulator) -> AsyncIterator[Any]:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=sim.base_url, api_version=version)
+    client = genai.Client(api_key="gemini-test-key", http_options=options)
+    yield client
+    await client.aio.aclose()
+
+
+async def test_sdk_generate_content(genai_client: Any, sim: RunningSimulator, version: str) -> None:
+    from google.genai import types
+
+    config = types.GenerateContentConfig(system_instruction=SYSTEM)
+    reply = await genai_client.aio.models.generate_content(
+        model="gemini-2.5-flash", contents=PROMPT, config=config
+    )
+    received = sim.simulator.received[-1]
+    assert received.path_qs == f"/{version}/models/gemini-2.5-flash:generateContent"
+    assert received.headers["x-goog-api-key"] == "gemini-test-key"
+    profile = PROFILES["gemini-2.5-flash"]
+    usage = reply.usage_metadata
+    assert usage.prompt_token_count == PROMPT_TOKENS
+    assert usage.candidates_token_count == profile.output_tokens
+    assert usage.thoughts_token_count == profile.reasoning_tokens == 48
+    assert usage.total_token_count == PROMPT_TOKENS + profile.output_tokens + 48
+    assert usage.cached_content_token_count == int(PROMPT_TOKENS * profile.cache_read_share)
+    assert reply.model_version == "gemini-2.5-flash"
+    assert reply.response_id
+    assert len(reply.text.split()) == profile.output_tokens
+
+
+async def test_sdk_stream_matches_whole_answer(
+    genai_client: Any, sim: RunningSimulator, version: str
+) -> None:
+    whole = await genai_client.aio.models.generate_content(
+        model="gemini-2.0-flash", contents=PROMPT
+    )
+    stream = await genai_client.aio.models.generate_content_stream(
+        model="gemini-2.0-flash", contents=PROMPT
+    )
+    chunks = [chunk async for chunk in stream]
+    path = sim.simulator.received[-1].path_qs
+    assert path == f"/{version}/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    assert "".join(chunk.text for chunk in chunks) == whole.text
+    assert len(chunks) == 24 // PROFILES["gemini-2.0-flash"].tokens_per_chunk
+    assert chunks[0].usage_metadata.candidates_token_count is None
+    last = chunks[-1].usage_metadata
+    assert last.prompt_token_count == count_tokens(PROMPT)
+    assert last.candidates_token_count == 24
+    assert chunks[-1].model_version == "gemini-2.0-flash-001"
+
+
+async def test_sdk_embed_content_one_and_several(
+    genai_client: Any, sim: RunningSimulator, version: str
+) -> None:
+    from google.genai import types
+
+    one = await genai_client.aio.models.embed_content(
+        model="gemini-embedding-001", contents="first text"
+    )
+    # The SDK always sends the batch form, even for one input.
+    path = sim.simulator.received[-1].path_qs
+    assert path == f"/{version}/models/gemini-embedding-001:batchEmbedContents"
+    several = await genai_client.aio.models.embed_content(
+        model="gemini-embedding-001", contents=["first text", "second text", "third"]
+    )
+    assert len(one.embeddings) == 1
+    assert [len(e.values) for e in several.embeddings] == [768, 768, 768]
+    assert several.embeddings[0].values == one.embeddings[0].values  # same text, same vector
+    assert several.embeddings[0].values != several.embeddings[1].values
+    assert math.isclose(sum(v * v for v in several.embeddings[2].values), 1.0, rel_tol=1e-4)
+    small = await genai_client.aio.models.embed_content(
+        model="gemini-embedding-001",
+        contents=["a", "b"],
+        config=types.EmbedContentConfig(output_dimensionality=16),
+    )
+    assert [len(e.values) for e in small.embeddings] == [16, 16]
+
+
+async def test_sdk_count_tokens(genai_client: Any, sim: RunningSimulator, version: str) -> None:
+    counted = await genai_client.aio.models.count_tokens(model="gemini-2.0-flash", contents=PROMPT)
+    assert counted.total_tokens == count_tokens(PROMPT)
+    assert sim.simulator.received[-1].path_qs == f"/{version}/models/gemini-2.0-flash:countTokens"
+
+
+async def test_batch_embed_contents_wire(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    texts = ["one text", "another, longer text"]
+    body = {
+        "requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}}
+            for text in texts
+        ]
+    }
+    for version in ("v1", "v1beta"):
+        target = f"{sim.base_url}/{version}/models/gemini-embedding-001:batchEmbedContents"
+        reply = await post(http, target, body)
+        assert [len(e["values"]) for e in reply["embeddings"]] == [768, 768]
+        tokens = sum(count_tokens(text) for text in texts)
+        assert reply["usageMetadata"] == {
+            "promptTokenCount": tokens,
+            "promptTokenDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+        }
+    target = url(sim, "gemini-embedding-001", "batchEmbedContents")
+    async with http.post(target, json={"requests": []}) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["status"] == "INVALID_ARGUMENT"
