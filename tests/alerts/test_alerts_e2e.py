@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from alerts import Timing, rule_file
 from sidecar.app import Sidecar
-from tests.conftest import SDKClients
-from tests.prometheus_server import PrometheusServer, running_prometheus
+from tests.helpers.prometheus import PrometheusServer, running_prometheus
+from tests.helpers.sdk import SDKClients
 
 MODEL = "gpt-4o-mini"
 SLOW = {"x-sim-stall-before-headers-ms": "1500"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from alerts.generate import REPO_ROOT, UNGUARDED_RULES_PATH
-from tests.alerts.promtool_runner import run_promtool
+from tests.helpers.promtool import run_promtool
 
 UNIT_TESTS = sorted((REPO_ROOT / "alerts" / "tests").glob("*.yml"))
 

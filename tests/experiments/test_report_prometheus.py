@@ -12,9 +12,10 @@ import aiohttp
 import openai
 
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import SDKClients, SidecarFactory
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
-from tests.prometheus_server import running_prometheus
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.prometheus import running_prometheus
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 CALLS = "sum(model_sidecar_requests_total)"
 

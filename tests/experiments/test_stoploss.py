@@ -17,9 +17,11 @@ from sidecar.config.experiments import StopLossConfig
 from sidecar.experiments.stoploss import ArmStats, Sample, StopLoss
 from sidecar.record import CallRecord
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import RecordingSink, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, total
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.metrics import scrape, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 MIN_CALLS = 10
 TRIPS = "model_sidecar_stoploss_trips_total"

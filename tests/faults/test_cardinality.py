@@ -8,7 +8,8 @@ import resource
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RecordingSink, SidecarFactory
+from tests.helpers.records import RecordingSink
+from tests.helpers.sidecar import SidecarFactory
 
 MODELS = 10_000
 PATHS = 2_000

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sidecar.app import Sidecar
 from sidecar.logs import is_client_protocol_error
 from sidecar.simulate.simulator import Simulator
-from tests.conftest import sidecar_config
+from tests.helpers.sidecar import sidecar_config
 
 VALID = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
 PATHS = (

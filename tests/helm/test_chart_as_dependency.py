@@ -10,7 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from tests.helm.chart import CHART_DIR, Rendered, sidecar_containers, validate_manifest
+from tests.helpers.chart import CHART_DIR, Rendered, sidecar_containers, validate_manifest
 
 PARENT_CHART = """\
 apiVersion: v2

@@ -8,7 +8,8 @@ import time
 
 import aiohttp
 
-from tests.conftest import RunningSimulator, serve_process
+from tests.helpers.serve import serve_process
+from tests.helpers.simulator import RunningSimulator
 
 
 async def test_sigterm_during_a_stream_lets_it_finish_then_exits_zero(

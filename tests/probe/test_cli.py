@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sidecar.probe.output import COLUMNS
-from tests.conftest import RunningSimulator
+from tests.helpers.simulator import RunningSimulator
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 

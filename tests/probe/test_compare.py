@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sidecar.simulate.profiles import default_profiles
 from sidecar.telemetry.prometheus import DURATION_BUCKETS
-from tests.conftest import RunningSimulator
-from tests.probe.conftest import probe
+from tests.helpers.probe import probe
+from tests.helpers.simulator import RunningSimulator
 
 MINI, GPT4O, SONNET, NANO = (
     "openai:gpt-4o-mini",

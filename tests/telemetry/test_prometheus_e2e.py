@@ -17,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sidecar.app import Sidecar
-from tests.conftest import API_KEY, RecordingSink
-from tests.prometheus_server import running_prometheus
+from tests.helpers.prometheus import running_prometheus
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY
 
 MESSAGES: list[Any] = [
     {"role": "user", "content": "Tell the sidecar something worth measuring today."}
