@@ -92,6 +92,7 @@ async def shadowed(records: RecordingSink, calls: int) -> int:
     return sum(1 for record in done if record.pair_id and record.variant == "control")
 
 
+@pytest.mark.slow
 async def test_every_panel_query_returns_data(
     sidecar_factory: SidecarFactory,
     simulator: RunningSimulator,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import openai
+import pytest
 
 from sidecar.simulate.profiles import ModelProfile
 from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
@@ -48,6 +49,7 @@ async def wave(base: str, client: openai.AsyncOpenAI, count: int) -> list[str]:
     return answered
 
 
+@pytest.mark.slow
 async def test_report_from_prometheus_prints_a_row_per_model_and_arm(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

@@ -47,6 +47,7 @@ def by_variant(records: list[CallRecord], variant: str) -> list[CallRecord]:
     return [record for record in records if record.variant == variant]
 
 
+@pytest.mark.slow
 async def test_the_apps_latency_is_unchanged_when_the_candidate_is_2s_slower(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

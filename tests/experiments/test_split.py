@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from sidecar.experiments.assignment import key_position
@@ -42,6 +43,7 @@ async def run_calls(client: Any, count: int, headers: dict[str, str] | None = No
     return models
 
 
+@pytest.mark.slow
 async def test_a_90_10_split_over_2000_calls_is_within_statistical_bounds(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

@@ -6,6 +6,7 @@ import asyncio
 import resource
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.records import RecordingSink
@@ -39,6 +40,7 @@ EXPERIMENT = {
 }
 
 
+@pytest.mark.slow
 async def test_ten_thousand_models_keys_and_paths_stay_bounded(
     sidecar_factory: SidecarFactory, records: RecordingSink
 ) -> None:

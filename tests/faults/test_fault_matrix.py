@@ -251,6 +251,7 @@ async def test_slow_headers_are_cut_off_by_the_header_timeout(
     await healthy_after(sidecar)
 
 
+@pytest.mark.slow
 async def test_scraping_during_heavy_load_loses_nothing(
     sidecar: Sidecar, records: RecordingSink
 ) -> None:

@@ -182,6 +182,7 @@ bodies = st.one_of(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(path=st.sampled_from(PATHS), body=bodies, stream=st.booleans())
+@pytest.mark.slow
 def test_random_bodies_never_break_the_sidecar(
     stack: Stack, path: str, body: bytes, stream: bool
 ) -> None:

@@ -208,6 +208,7 @@ def assert_metrics_match(samples: list[Sample], expected: Expected) -> None:
     assert total(samples, "model_sidecar_overhead_seconds_count") == sum(expected.calls.values())
 
 
+@pytest.mark.slow
 async def test_metrics_are_exact_and_real_prometheus_answers_p95_per_model(
     sidecar: Sidecar, records: RecordingSink, tmp_path: Path
 ) -> None:

@@ -113,6 +113,7 @@ async def test_each_call_is_one_child_span_of_the_apps_span(
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@pytest.mark.slow
 async def test_a_collector_that_is_down_costs_calls_nothing(
     protocol: str, sidecar_factory: SidecarFactory, simulator: RunningSimulator
 ) -> None:
