@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from alerts import Timing, rule_file
 from sidecar.app import Sidecar
-from tests.conftest import SDKClients
-from tests.prometheus_server import PrometheusServer, running_prometheus
+from tests.helpers.prometheus import PrometheusServer, running_prometheus
+from tests.helpers.sdk import SDKClients
 
 MODEL = "gpt-4o-mini"
 SLOW = {"x-sim-stall-before-headers-ms": "1500"}
@@ -63,6 +65,7 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"{what} not seen within {timeout} s")
 
 
+@pytest.mark.slow
 async def test_tail_latency_alert_fires_when_the_provider_is_slow_and_clears_after(
     sidecar: Sidecar, sdk: SDKClients, tmp_path: Path
 ) -> None:

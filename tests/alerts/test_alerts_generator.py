@@ -16,7 +16,7 @@ from alerts.generate import REPO_ROOT
 from alerts.model import AlertRule
 from alerts.runbooks import RUNBOOKS
 from alerts.settings import go_number, parse_assignments
-from tests.alerts.promtool_runner import run_promtool
+from tests.helpers.promtool import run_promtool
 
 
 def run_alerts(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from alerts.generate import REPO_ROOT, UNGUARDED_RULES_PATH
-from tests.alerts.promtool_runner import run_promtool
+from tests.helpers.promtool import run_promtool
 
 UNIT_TESTS = sorted((REPO_ROOT / "alerts" / "tests").glob("*.yml"))
 
@@ -30,6 +31,7 @@ def test_promtool_check_rules_passes(rules_path: Path) -> None:
     assert f"SUCCESS: {count} rules found" in result.stdout
 
 
+@pytest.mark.slow
 def test_promtool_unit_tests_pass() -> None:
     assert UNIT_TESTS, "no promtool unit tests in alerts/tests"
     result = run_promtool("test", "rules", *UNIT_TESTS)

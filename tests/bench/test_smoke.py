@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 CONTENDERS = ("direct", "sidecar-full", "sidecar-off", "passthrough")
 
 
+@pytest.mark.slow
 def test_smoke_run_completes_with_a_table_for_every_contender(tmp_path: Path) -> None:
     results = tmp_path / "bench.json"
     run = subprocess.run(

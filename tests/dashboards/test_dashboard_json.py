@@ -14,7 +14,7 @@ import pytest
 from dashboards.__main__ import main
 from dashboards.generate import OUTPUT_DIRS, REPO_ROOT, SPECS, render_all, stale
 from dashboards.runbooks import ALERTS, RUNBOOKS_URL
-from tests.dashboards.grafana_vars import VARIABLE
+from tests.helpers.grafana import VARIABLE
 
 DASHBOARDS = {name: json.loads(text) for name, text in render_all().items()}
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}

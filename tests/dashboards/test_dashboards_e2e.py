@@ -13,10 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboards.generate import OUTPUT_DIRS, SPECS
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.dashboards.grafana_vars import resolve_variables, selectors, substitute
-from tests.dashboards.traffic import EXPERIMENTS, send_wave
-from tests.prometheus_server import PrometheusServer, running_prometheus
+from tests.helpers.grafana import resolve_variables, selectors, substitute
+from tests.helpers.prometheus import PrometheusServer, running_prometheus
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
+from tests.helpers.traffic import EXPERIMENTS, send_wave
 
 # Calls the app made (shadow copies are calls of their own, counted once their pair is done).
 CALLS = 'sum(model_sidecar_requests_total{variant!="shadow"})'
@@ -89,6 +92,7 @@ async def shadowed(records: RecordingSink, calls: int) -> int:
     return sum(1 for record in done if record.pair_id and record.variant == "control")
 
 
+@pytest.mark.slow
 async def test_every_panel_query_returns_data(
     sidecar_factory: SidecarFactory,
     simulator: RunningSimulator,

@@ -13,8 +13,11 @@ import pytest
 from aiohttp import web
 
 from sidecar.record import CallRecord
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, series, total
+from tests.helpers.metrics import scrape, series, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 CONFIDENCE = "model_sidecar_confidence"
 LOW = "model_sidecar_low_confidence_total"

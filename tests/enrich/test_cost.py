@@ -11,8 +11,11 @@ from genai_prices import Usage, calc_price
 
 from sidecar.enrich.cost import PriceBook, TokenUsage
 from sidecar.record import CallRecord
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, series, total
+from tests.helpers.metrics import scrape, series, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 COST = "model_sidecar_cost_usd_total"
 UNKNOWN = "model_sidecar_cost_unknown_total"

@@ -6,8 +6,10 @@ from __future__ import annotations
 from sidecar.config.enrich import RepeatabilityConfig
 from sidecar.enrich.repeatability import RepeatabilityEnricher
 from sidecar.record import CallRecord, RequestInfo
-from tests.conftest import RecordingSink, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, series, total
+from tests.helpers.metrics import scrape, series, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 REPEATS = "model_sidecar_repeat_outputs_total"
 

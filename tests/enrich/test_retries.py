@@ -9,8 +9,11 @@ import aiohttp
 import pytest
 
 from sidecar.telemetry.span_attributes import RETRY_EVENT, span_events
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, series, total
+from tests.helpers.metrics import scrape, series, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 RETRIES = "model_sidecar_retries_total"
 DURATION_COUNT = "gen_ai_client_operation_duration_seconds_count"

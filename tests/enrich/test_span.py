@@ -8,8 +8,11 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.otlp_receiver import OtlpReceiver, key_values, start_receiver
+from tests.helpers.otlp import OtlpReceiver, key_values, start_receiver
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import yaml
 
 from sidecar.cli import main
 from sidecar.config.load import ConfigError, load_config
-from tests.experiments.conftest import split
+from tests.helpers.experiments import split
 
 
 def errors_of(tmp_path: Path, data: dict[str, Any]) -> list[str]:

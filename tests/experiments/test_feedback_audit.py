@@ -15,9 +15,11 @@ from sidecar.experiments.audit import AuditLog
 from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.record import CallRecord
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import API_KEY, RecordingSink, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, total
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, split
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, split
+from tests.helpers.metrics import scrape, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY, SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 
 async def feedback(base: str, body: Any) -> tuple[int, dict[str, Any]]:

@@ -21,8 +21,10 @@ import yaml
 from sidecar.app import Sidecar
 from sidecar.config.load import load_config
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.simulator import RunningSimulator
 
 
 def write_config(path: Path, simulator: RunningSimulator, **sections: Any) -> None:

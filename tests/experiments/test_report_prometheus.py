@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import openai
+import pytest
 
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import SDKClients, SidecarFactory
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
-from tests.prometheus_server import running_prometheus
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.prometheus import running_prometheus
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 CALLS = "sum(model_sidecar_requests_total)"
 
@@ -47,6 +49,7 @@ async def wave(base: str, client: openai.AsyncOpenAI, count: int) -> list[str]:
     return answered
 
 
+@pytest.mark.slow
 async def test_report_from_prometheus_prints_a_row_per_model_and_arm(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

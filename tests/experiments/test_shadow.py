@@ -12,16 +12,13 @@ import pytest
 from sidecar.experiments.shadow import PairBook
 from sidecar.record import CallRecord
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, total
-from tests.experiments.conftest import (
-    CANDIDATE_MODEL,
-    CONTROL_MODEL,
-    QUESTION,
-    profile,
-    shadow,
-)
-from tests.otlp_receiver import OtlpReceiver, start_receiver
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, shadow
+from tests.helpers.metrics import scrape, total
+from tests.helpers.otlp import OtlpReceiver, start_receiver
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 SLOW_MODEL = "exp-slow"
 FAILING_MODEL = "exp-failing"
@@ -50,6 +47,7 @@ def by_variant(records: list[CallRecord], variant: str) -> list[CallRecord]:
     return [record for record in records if record.variant == variant]
 
 
+@pytest.mark.slow
 async def test_the_apps_latency_is_unchanged_when_the_candidate_is_2s_slower(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

@@ -9,15 +9,19 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from sidecar.experiments.assignment import key_position
 from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.simulate.profiles import ModelProfile
 from sidecar.simulate.simulator import Simulator
-from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, total
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, split
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, split
+from tests.helpers.metrics import scrape, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY, SDKClients
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 CALLS = 2000
 WORKERS = 16
@@ -39,6 +43,7 @@ async def run_calls(client: Any, count: int, headers: dict[str, str] | None = No
     return models
 
 
+@pytest.mark.slow
 async def test_a_90_10_split_over_2000_calls_is_within_statistical_bounds(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

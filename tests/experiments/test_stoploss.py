@@ -17,9 +17,11 @@ from sidecar.config.experiments import StopLossConfig
 from sidecar.experiments.stoploss import ArmStats, Sample, StopLoss
 from sidecar.record import CallRecord
 from sidecar.simulate.profiles import ModelProfile
-from tests.conftest import RecordingSink, SDKClients, SidecarFactory
-from tests.enrich.metrics import scrape, total
-from tests.experiments.conftest import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.experiments import CANDIDATE_MODEL, CONTROL_MODEL, QUESTION, profile, split
+from tests.helpers.metrics import scrape, total
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import SDKClients
+from tests.helpers.sidecar import SidecarFactory
 
 MIN_CALLS = 10
 TRIPS = "model_sidecar_stoploss_trips_total"
@@ -64,7 +66,12 @@ async def resume(sidecar: Sidecar, name: str) -> tuple[int, dict[str, Any]]:
 @pytest.mark.parametrize(
     ("candidate", "limits", "reason"),
     [
-        (profile(CANDIDATE_MODEL, ttft_s=0.1), {"min_p95_increase_seconds": 0.05}, "latency"),
+        pytest.param(
+            profile(CANDIDATE_MODEL, ttft_s=0.1),
+            {"min_p95_increase_seconds": 0.05},
+            "latency",
+            marks=pytest.mark.slow,
+        ),
         (profile(CANDIDATE_MODEL, error_rate=1.0), {"max_error_ratio_increase": 0.2}, "errors"),
         (profile(CANDIDATE_MODEL), {"max_cost_ratio": 2, "max_p95_ratio": None}, "cost"),
     ],
@@ -127,6 +134,7 @@ async def test_a_worse_candidate_is_rolled_back_then_resumed(
     assert "no experiment 'nope' (known: exp)" in body["error"]["message"]
 
 
+@pytest.mark.slow
 async def test_a_healthy_candidate_is_never_rolled_back(
     sidecar_factory: SidecarFactory,
     sdk: SDKClients,

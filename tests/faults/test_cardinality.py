@@ -6,9 +6,11 @@ import asyncio
 import resource
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RecordingSink, SidecarFactory
+from tests.helpers.records import RecordingSink
+from tests.helpers.sidecar import SidecarFactory
 
 MODELS = 10_000
 PATHS = 2_000
@@ -38,6 +40,7 @@ EXPERIMENT = {
 }
 
 
+@pytest.mark.slow
 async def test_ten_thousand_models_keys_and_paths_stay_bounded(
     sidecar_factory: SidecarFactory, records: RecordingSink
 ) -> None:

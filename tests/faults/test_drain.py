@@ -7,7 +7,8 @@ import signal
 
 import aiohttp
 
-from tests.conftest import RunningSimulator, serve_process
+from tests.helpers.serve import serve_process
+from tests.helpers.simulator import RunningSimulator
 
 IN_FLIGHT = 40
 

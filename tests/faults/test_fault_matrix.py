@@ -13,7 +13,9 @@ import pytest
 
 from sidecar.app import Sidecar
 from sidecar.protocols.parsers import MAX_DECODE_BYTES
-from tests.conftest import RecordingSink, RunningSimulator, SidecarFactory
+from tests.helpers.records import RecordingSink
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -249,6 +251,7 @@ async def test_slow_headers_are_cut_off_by_the_header_timeout(
     await healthy_after(sidecar)
 
 
+@pytest.mark.slow
 async def test_scraping_during_heavy_load_loses_nothing(
     sidecar: Sidecar, records: RecordingSink
 ) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sidecar.app import Sidecar
 from sidecar.logs import is_client_protocol_error
 from sidecar.simulate.simulator import Simulator
-from tests.conftest import sidecar_config
+from tests.helpers.sidecar import sidecar_config
 
 VALID = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
 PATHS = (
@@ -182,6 +182,7 @@ bodies = st.one_of(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(path=st.sampled_from(PATHS), body=bodies, stream=st.booleans())
+@pytest.mark.slow
 def test_random_bodies_never_break_the_sidecar(
     stack: Stack, path: str, body: bytes, stream: bool
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import helm_python as helm
 import pytest
 
-from tests.helm.chart import CHART_DIR, VALUE_SETS, Rendered, render
+from tests.helpers.chart import CHART_DIR, VALUE_SETS, Rendered, render
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from sidecar.cli import build_parser
 from sidecar.inject.patch import ANNOTATION_CONFIG, InjectionTemplate, Scope, review_response
-from tests.helm.chart import (
+from tests.helpers.chart import (
     ADMIN_TOKEN_SECRET,
     CHART_DIR,
     KUBE_VERSION,
@@ -22,8 +22,8 @@ from tests.helm.chart import (
     render,
     sidecar_containers,
 )
-from tests.helm.parent_chart import render_parent
-from tests.inject.pods import admission_review, patched, pod
+from tests.helpers.parent_chart import render_parent
+from tests.helpers.pods import admission_review, patched, pod
 
 Render = Callable[[str], Rendered]
 # The sidecar's contract (DESIGN.md, admin listener): the token file is named by this variable.

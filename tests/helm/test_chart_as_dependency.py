@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm.chart import sidecar_containers, validate_manifest
-from tests.helm.parent_chart import render_parent
+from tests.helpers.chart import sidecar_containers, validate_manifest
+from tests.helpers.parent_chart import render_parent
 
 
 @pytest.mark.parametrize("native", [True, False])

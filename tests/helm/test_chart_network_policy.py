@@ -10,9 +10,16 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.helm.chart import CHART_DIR, KUBE_VERSION, NAMESPACE, Rendered, render, validate_manifest
-from tests.helm.netpol import Peer, Target, admits, applies
-from tests.helm.parent_chart import render_parent
+from tests.helpers.chart import (
+    CHART_DIR,
+    KUBE_VERSION,
+    NAMESPACE,
+    Rendered,
+    render,
+    validate_manifest,
+)
+from tests.helpers.netpol import Peer, Target, admits, applies
+from tests.helpers.parent_chart import render_parent
 
 Render = Callable[[str], Rendered]
 ADMIN = 9788

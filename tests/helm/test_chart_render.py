@@ -15,7 +15,7 @@ from sidecar import __version__
 from sidecar.cli import build_parser
 from sidecar.config.load import load_config
 from sidecar.config.models import split_host_port
-from tests.helm.chart import (
+from tests.helpers.chart import (
     CHART_DIR,
     KUBE_VERSION,
     NAMESPACE,

@@ -10,7 +10,7 @@ from typing import Any
 import helm_python as helm
 import yaml
 
-from tests.helm.chart import CHART_DIR, REPO, Rendered, render
+from tests.helpers.chart import CHART_DIR, REPO, Rendered, render
 
 Render = Callable[[str], Rendered]
 TEMPLATE = CHART_DIR / "files" / "alert-rules.yaml.tpl"

@@ -11,7 +11,7 @@ from cryptography import x509
 from sidecar.cli import build_parser
 from sidecar.config.models import split_host_port
 from sidecar.inject.patch import LABEL_INJECTOR
-from tests.helm.chart import NAMESPACE, Rendered
+from tests.helpers.chart import NAMESPACE, Rendered
 
 Render = Callable[[str], Rendered]
 

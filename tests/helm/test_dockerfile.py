@@ -11,7 +11,7 @@ import yaml
 
 from sidecar.cli import build_parser
 from sidecar.config.models import split_host_port
-from tests.helm.chart import CHART_DIR, REPO
+from tests.helpers.chart import CHART_DIR, REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -9,14 +9,7 @@ import helm_python as helm
 import pytest
 
 from sidecar.inject.patch import InjectionTemplate
-from tests.helm.chart import CHART_DIR, render
-
-
-def _injection_json(chart: helm.Chart, native: bool) -> str:
-    out = render(chart, {"webhook": {"enabled": True}, "sidecar": {"native": native}})
-    config_map = out.one("ConfigMap", "injector")
-    text: str = config_map["data"]["injection.json"]
-    return text
+from tests.helpers.chart import CHART_DIR, injection_json
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +18,8 @@ def injection_files() -> Iterator[dict[str, str]]:
     helm.disable_logging()
     with helm.Chart.load(CHART_DIR) as chart:
         yield {
-            "native": _injection_json(chart, native=True),
-            "classic": _injection_json(chart, native=False),
+            "native": injection_json(chart, native=True),
+            "classic": injection_json(chart, native=False),
         }
 
 

@@ -17,8 +17,8 @@ from sidecar.inject.patch import (
     decide,
     review_response,
 )
-from tests.helm.chart import CHART_DIR, render, sidecar_containers
-from tests.inject.pods import admission_review, env_of, names, patched, pod
+from tests.helpers.chart import CHART_DIR, render, sidecar_containers
+from tests.helpers.pods import admission_review, env_of, names, patched, pod
 
 OPT_IN = {"model-sidecar.io/inject": "true"}
 BASE_URLS = {

@@ -18,8 +18,8 @@ import trustme
 
 from sidecar.inject.patch import InjectionTemplate
 from sidecar.inject.webhook import CertificateReloader, WebhookServer, tls_context
-from tests.helm.chart import CHART_DIR, NAMESPACE, render
-from tests.inject.pods import admission_review, app_container, env_of, names, patched, pod
+from tests.helpers.chart import CHART_DIR, NAMESPACE, render
+from tests.helpers.pods import admission_review, app_container, env_of, names, patched, pod
 
 OPT_IN = {"model-sidecar.io/inject": "true"}
 OPENAI = "http://127.0.0.1:8788/v1"

@@ -1,35 +1,13 @@
-"""Helpers for probe tests: run the probe in-process against the simulated provider."""
+"""Fixtures for the probe tests: the test prompt set as a file."""
 
 from __future__ import annotations
 
-import io
-import json
-import socket
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from rich.console import Console
 
-from sidecar.probe.command import ProbeOptions, run_probe
-from sidecar.probe.runner import ProbeSettings
-
-# One user message each and no per-prompt max_tokens: every answer has the profile's length.
-PROMPTS = [
-    {"prompt": "Classify: 'my invoice is wrong'."},
-    {"prompt": "Summarise the incident in one sentence."},
-    {"messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]},
-    {"prompt": "Translate 'good morning' to French."},
-]
-
-
-def closed_port_url() -> str:
-    """An http URL on a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+from tests.helpers.probe import PROMPTS
 
 
 @pytest.fixture
@@ -38,44 +16,3 @@ def prompts_file(tmp_path: Path) -> Path:
     path = tmp_path / "prompts.yaml"
     path.write_text(yaml.safe_dump({"prompts": PROMPTS}))
     return path
-
-
-class ProbeRun:
-    """The outcome of one probe: exit status, stdout, stderr, and the JSON report if asked."""
-
-    def __init__(self, status: int, out: str, err: str, output_format: str) -> None:
-        self.status = status
-        self.out = out
-        self.err = err
-        self.report: dict[str, Any] = json.loads(out) if output_format == "json" else {}
-
-    def model(self, label: str) -> dict[str, Any]:
-        """One model's result from the JSON report."""
-        return next(m for m in self.report["models"] if m["model"] == label)
-
-
-async def probe(
-    models: Sequence[str],
-    upstreams: Mapping[str, str],
-    prompts_file: Path | None = None,
-    *,
-    output_format: str = "json",
-    environ: Mapping[str, str] | None = None,
-    max_retries: int = 0,
-    **settings: Any,
-) -> ProbeRun:
-    """Run `model-sidecar probe` in this process with a sidecar started for it."""
-    options = ProbeOptions(
-        models=tuple(models),
-        settings=ProbeSettings(**settings),
-        prompts_file=str(prompts_file) if prompts_file else None,
-        upstreams=tuple(f"{name}={url}" for name, url in upstreams.items()),
-        max_retries=max_retries,
-        output_format=output_format,
-        progress=False,
-    )
-    out, err = io.StringIO(), io.StringIO()
-    status = await run_probe(
-        options, environ=environ or {}, stdout=out, console=Console(file=err, width=200)
-    )
-    return ProbeRun(status, out.getvalue(), err.getvalue(), output_format)

@@ -7,8 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from sidecar.probe.output import COLUMNS
-from tests.conftest import RunningSimulator
+from tests.helpers.simulator import RunningSimulator
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 
@@ -38,6 +40,7 @@ def table_rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 async def test_probe_command_compares_two_models_through_the_simulated_provider(
     simulator: RunningSimulator, prompts_file: Path
 ) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
+import pytest
+
 from sidecar.simulate.profiles import default_profiles
 from sidecar.telemetry.prometheus import DURATION_BUCKETS
-from tests.conftest import RunningSimulator
-from tests.probe.conftest import probe
+from tests.helpers.probe import probe
+from tests.helpers.simulator import RunningSimulator
 
 MINI, GPT4O, SONNET, NANO = (
     "openai:gpt-4o-mini",
@@ -40,6 +42,7 @@ def bucket_range(seconds: float) -> tuple[float, float]:
     return lower, DURATION_BUCKETS[min(index + 1, len(DURATION_BUCKETS) - 1)]
 
 
+@pytest.mark.slow
 async def test_table_ranks_models_and_matches_their_profiles(
     simulator: RunningSimulator, prompts_file: Path
 ) -> None:

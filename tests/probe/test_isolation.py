@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import RunningSimulator
-from tests.probe.conftest import closed_port_url, probe
+from tests.helpers.ports import closed_port_url
+from tests.helpers.probe import probe
+from tests.helpers.simulator import RunningSimulator
 
 
 async def test_down_endpoint_missing_key_and_unknown_provider_are_reported_per_model(

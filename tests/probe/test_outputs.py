@@ -18,8 +18,9 @@ from sidecar.probe.results import ModelResult, ProbeReport
 from sidecar.probe.runner import ProbeSettings
 from sidecar.probe.targets import resolve_targets, upstreams_of_config
 from sidecar.tools.report import summarize
-from tests.conftest import RunningSimulator, SidecarFactory
-from tests.probe.conftest import probe
+from tests.helpers.probe import probe
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 MODELS = ("openai:gpt-4o-mini", "openai:gpt-4.1-nano", "anthropic:claude-3-5-haiku-latest")
 

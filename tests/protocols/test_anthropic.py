@@ -7,8 +7,7 @@ import pytest
 
 from sidecar.protocols.anthropic import AnthropicProtocol
 from sidecar.protocols.parsers import BodyParser, StreamParser
-
-from .wire import WAYS, new_record, parse
+from tests.helpers.wire import WAYS, new_record, parse
 
 ANTHROPIC = AnthropicProtocol()
 MESSAGES = "/v1/messages"

@@ -7,8 +7,7 @@ import pytest
 
 from sidecar.protocols.gemini import GeminiProtocol
 from sidecar.protocols.parsers import BodyParser, StreamParser
-
-from .wire import WAYS, new_record, parse
+from tests.helpers.wire import WAYS, new_record, parse
 
 GEMINI = GeminiProtocol()
 STREAM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"

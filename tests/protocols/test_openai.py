@@ -9,8 +9,8 @@ import pytest
 
 from sidecar.protocols.openai import OpenAIProtocol
 from sidecar.protocols.parsers import BodyParser, StreamParser
-
-from .wire import WAYS, new_record, parse, pieces, split
+from tests.helpers.openai_streams import CHUNK_HEAD, COMPLETION_STREAM, chat_stream
+from tests.helpers.wire import WAYS, new_record, parse, pieces, split
 
 OPENAI = OpenAIProtocol()
 CHAT = "/v1/chat/completions"
@@ -18,40 +18,6 @@ CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "H
 STREAM_BODY = {**CHAT_BODY, "stream": True}
 SSE = "text/event-stream; charset=utf-8"
 JSON = "application/json"
-
-_HEAD = (
-    b'data: {"id":"chatcmpl-C3xYz","object":"chat.completion.chunk","created":1754500000,'
-    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default",'
-    b'"system_fingerprint":"fp_560af6e559","choices":'
-)
-
-
-def chat_stream(*, injected: bool) -> bytes:
-    """A real chat stream; with `injected`, as OpenAI sends it under include_usage."""
-    usage_null = b',"usage":null' if injected else b""
-    choices = (
-        b'[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-        b'"logprobs":null,"finish_reason":null}]',
-        b'[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]',
-        b'[{"index":0,"delta":{"content":" there!\\n"},"logprobs":null,"finish_reason":null}]',
-        b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]',
-    )
-    obfuscation = (b"Hk3", b"x", b"", b"qQ9a")
-    out = [
-        _HEAD + c + usage_null + b',"obfuscation":"' + o + b'"}\n\n'
-        for c, o in zip(choices, obfuscation, strict=True)
-    ]
-    if injected:
-        out.append(
-            _HEAD + b'[],"usage":{"prompt_tokens":2006,"completion_tokens":300,'
-            b'"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920,'
-            b'"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":192,'
-            b'"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},'
-            b'"obfuscation":"mZ"}\n\n'
-        )
-    out.append(b"data: [DONE]\n\n")
-    return b"".join(out)
-
 
 TOOL_STREAM = (
     b'data: {"id":"chatcmpl-T1","object":"chat.completion.chunk","created":1754500001,'
@@ -70,22 +36,6 @@ TOOL_STREAM = (
     b'data: {"id":"chatcmpl-T1","object":"chat.completion.chunk","created":1754500001,'
     b'"model":"gpt-4.1-2025-04-14","system_fingerprint":"fp_1","choices":[{"index":0,'
     b'"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}\n\n'
-    b"data: [DONE]\n\n"
-)
-
-COMPLETION_STREAM = (
-    b'data: {"id":"cmpl-9a","object":"text_completion","created":1719000000,"choices":'
-    b'[{"text":"\\n\\nOnce","index":0,"logprobs":null,"finish_reason":null}],'
-    b'"model":"gpt-3.5-turbo-instruct","usage":null}\n\n'
-    b'data: {"id":"cmpl-9a","object":"text_completion","created":1719000000,"choices":'
-    b'[{"text":" upon","index":0,"logprobs":null,"finish_reason":null}],'
-    b'"model":"gpt-3.5-turbo-instruct","usage":null}\n\n'
-    b'data: {"id":"cmpl-9a","object":"text_completion","created":1719000000,"choices":'
-    b'[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],'
-    b'"model":"gpt-3.5-turbo-instruct","usage":null}\n\n'
-    b'data: {"id":"cmpl-9a","object":"text_completion","created":1719000000,'
-    b'"model":"gpt-3.5-turbo-instruct","choices":[],"usage":{"prompt_tokens":5,'
-    b'"completion_tokens":7,"total_tokens":12}}\n\n'
     b"data: [DONE]\n\n"
 )
 
@@ -287,7 +237,7 @@ def test_text_completion_stream() -> None:
 def test_several_choices_keep_finish_reasons_in_index_order() -> None:
     def chunk(index: int, delta: bytes, reason: bytes) -> bytes:
         return (
-            _HEAD + b'[{"index":' + str(index).encode() + b',"delta":' + delta
+            CHUNK_HEAD + b'[{"index":' + str(index).encode() + b',"delta":' + delta
             + b',"logprobs":null,"finish_reason":' + reason + b"}]}\n\n"
         )  # fmt: skip
 
@@ -384,9 +334,9 @@ def test_python_style_spaced_json_chunks() -> None:
 
 def test_reasoning_content_deltas_are_output_chunks() -> None:
     stream = (
-        _HEAD + b'[{"index":0,"delta":{"role":"assistant","content":null,'
+        CHUNK_HEAD + b'[{"index":0,"delta":{"role":"assistant","content":null,'
         b'"reasoning_content":"Let me think"},"finish_reason":null}]}\n\n'
-        + _HEAD + b'[{"index":0,"delta":{"content":"42"},"finish_reason":"stop"}]}\n\n'
+        + CHUNK_HEAD + b'[{"index":0,"delta":{"content":"42"},"finish_reason":"stop"}]}\n\n'
         + b"data: [DONE]\n\n"
     )  # fmt: skip
     record = new_record(OPENAI, CHAT, STREAM_BODY)

@@ -7,9 +7,8 @@ import pytest
 
 from sidecar.protocols.openai import OpenAIProtocol
 from sidecar.protocols.openai_filter import InjectedFieldsFilter
-
-from .test_openai import COMPLETION_STREAM, chat_stream
-from .wire import new_record, parse, split
+from tests.helpers.openai_streams import COMPLETION_STREAM, chat_stream
+from tests.helpers.wire import new_record, parse, split
 
 OPENAI = OpenAIProtocol()
 CHAT = "/v1/chat/completions"

@@ -8,8 +8,7 @@ import orjson
 import pytest
 
 from sidecar.protocols.openai import OpenAIProtocol
-
-from .wire import WAYS, new_record, parse
+from tests.helpers.wire import WAYS, new_record, parse
 
 OPENAI = OpenAIProtocol()
 PATH = "/v1/responses"

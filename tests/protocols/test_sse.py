@@ -12,8 +12,7 @@ from sidecar.protocols.jsonfields import dig, event_type, is_event_stream, json_
 from sidecar.protocols.parsers import FinishReasons
 from sidecar.protocols.sse import SSEDecoder
 from sidecar.record import CallRecord
-
-from .wire import split
+from tests.helpers.wire import split
 
 STREAM = (
     b": OPENROUTER PROCESSING\n\n"

@@ -17,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sidecar.app import Sidecar
-from tests.conftest import API_KEY, RecordingSink
-from tests.prometheus_server import running_prometheus
+from tests.helpers.prometheus import running_prometheus
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY
 
 MESSAGES: list[Any] = [
     {"role": "user", "content": "Tell the sidecar something worth measuring today."}
@@ -207,6 +208,7 @@ def assert_metrics_match(samples: list[Sample], expected: Expected) -> None:
     assert total(samples, "model_sidecar_overhead_seconds_count") == sum(expected.calls.values())
 
 
+@pytest.mark.slow
 async def test_metrics_are_exact_and_real_prometheus_answers_p95_per_model(
     sidecar: Sidecar, records: RecordingSink, tmp_path: Path
 ) -> None:

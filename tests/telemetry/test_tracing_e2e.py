@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -13,8 +12,11 @@ import pytest
 
 from sidecar.forward.tracecontext import format_traceparent, parse_traceparent
 from sidecar.simulate.profiles import FALLBACK_PROFILE, without_delays
-from tests.conftest import API_KEY, RunningSimulator, SidecarFactory
-from tests.otlp_receiver import SPAN_KIND_CLIENT, OtlpReceiver, start_receiver
+from tests.helpers.otlp import SPAN_KIND_CLIENT, OtlpReceiver, start_receiver
+from tests.helpers.ports import closed_port
+from tests.helpers.sdk import API_KEY
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 APP_TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 PROMPT = "Name one prime number. (prompt text)"
@@ -110,14 +112,8 @@ async def test_each_call_is_one_child_span_of_the_apps_span(
     assert all(API_KEY not in str(headers) for headers in receiver.received.headers)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@pytest.mark.slow
 async def test_a_collector_that_is_down_costs_calls_nothing(
     protocol: str, sidecar_factory: SidecarFactory, simulator: RunningSimulator
 ) -> None:

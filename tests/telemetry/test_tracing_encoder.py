@@ -36,7 +36,7 @@ from sidecar.telemetry.span_attributes import (
     span_name,
 )
 from sidecar.telemetry.tracing import SCOPE_NAME, TracingSink, build_tracing_sink
-from tests.telemetry.test_tracing_sink import APP_SPAN_ID, START_NS, make_record
+from tests.helpers.records import APP_SPAN_ID, START_NS, make_record
 
 ENVIRON = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # never reached: nothing is sent

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from sidecar.config.models import TelemetryConfig
-from sidecar.record import CONNECTION_ERROR, UPSTREAM_ERROR, CallRecord, RequestInfo
+from sidecar.record import CONNECTION_ERROR, UPSTREAM_ERROR
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_settings import ExporterSettings, sampler_from_environ
 from sidecar.telemetry.tracing import TracingSink, build_tracing_sink
-from tests.otlp_receiver import (
+from tests.helpers.otlp import (
     SPAN_KIND_CLIENT,
     STATUS_CODE_ERROR,
     STATUS_CODE_UNSET,
     OtlpReceiver,
     start_receiver,
 )
-
-PROMPT = "What is the capital of France? (a secret prompt)"
-ANSWER = "Paris is the capital of France."
-APP_TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
-APP_SPAN_ID = 0x00F067AA0BA902B7
-CALL_SPAN_ID = 0x1122334455667788
-START_NS = 1_764_000_000_123_456_789
+from tests.helpers.ports import closed_port
+from tests.helpers.records import (
+    ANSWER,
+    APP_SPAN_ID,
+    APP_TRACE_ID,
+    CALL_SPAN_ID,
+    PROMPT,
+    START_NS,
+    make_record,
+)
 
 
 @pytest.fixture(params=["grpc", "http/protobuf"])
@@ -38,61 +39,6 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[OtlpReceiver]:
     running.stop()
 
 
-def make_record(**changes: Any) -> CallRecord:
-    """A finished, streamed OpenAI chat call with every field known; `changes` override."""
-    request = RequestInfo(
-        operation="chat",
-        request_model="gpt-4o-mini",
-        stream=True,
-        temperature=0.2,
-        max_tokens=256,
-        top_p=0.9,
-        seed=7,
-        choice_count=2,
-        body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]},
-    )
-    record = CallRecord(
-        upstream="openai",
-        protocol="openai",
-        provider_name="openai",
-        method="POST",
-        path="/v1/chat/completions",
-        server_address="api.openai.com",
-        server_port=443,
-        request=request,
-        start_unix_ns=START_NS,
-        received=100.0,
-        upstream_headers=100.1,
-        first_chunk=100.25,
-        end=101.5,
-        upstream_wait=1.4,
-        client_wait=0.05,
-        http_status=200,
-        response_model="gpt-4o-mini-2024-07-18",
-        response_id="chatcmpl-123",
-        finish_reasons=["stop", "length"],
-        input_tokens=120,
-        output_tokens=40,
-        cache_read_tokens=100,
-        cache_creation_tokens=3,
-        reasoning_tokens=16,
-        client_retry_count=1,
-        sidecar_retries=0,
-        trace_id=APP_TRACE_ID,
-        span_id=CALL_SPAN_ID,
-        parent_span_id=APP_SPAN_ID,
-        trace_sampled=True,
-        cost_usd=0.00042,
-        confidence=0.93,
-        experiment="exp-a",
-        variant="candidate",
-        output_text=ANSWER,
-    )
-    for key, value in changes.items():
-        setattr(record, key, value)
-    return record
-
-
 def make_sink(
     environ: dict[str, str], drops: TelemetryDrops | None = None, max_chars: int = 16384
 ) -> TracingSink:
@@ -100,14 +46,6 @@ def make_sink(
     sink = build_tracing_sink(telemetry, environ, drops or TelemetryDrops())
     assert sink is not None
     return sink
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_one_client_span_with_the_semconv_attributes(receiver: OtlpReceiver) -> None:

@@ -19,8 +19,8 @@ from sidecar.telemetry.otlp_settings import ExporterSettings
 from sidecar.telemetry.otlp_transport import HttpSender, SdkInternalsChanged
 from sidecar.telemetry.otlp_transport_grpc import GrpcSender, RawTraceServiceStub
 from sidecar.telemetry.tracing import CountingBatchSpanProcessor, EncodedSpan
-from tests.otlp_receiver import OtlpReceiver, start_receiver
-from tests.telemetry.test_tracing_sink import closed_port
+from tests.helpers.otlp import OtlpReceiver, start_receiver
+from tests.helpers.ports import closed_port
 
 ENCODER = OtlpSpanEncoder({"service.name": "transport-test"}, "model_sidecar")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.conftest import RunningSimulator, serve_process
+from tests.helpers.serve import serve_process
+from tests.helpers.simulator import RunningSimulator
 
 
 async def test_the_served_process_froze_its_start_up_heap(simulator: RunningSimulator) -> None:

@@ -13,7 +13,8 @@ import aiohttp
 import openai
 import pytest
 
-from tests.conftest import API_KEY, RunningSimulator, SDKClients
+from tests.helpers.sdk import API_KEY, SDKClients
+from tests.helpers.simulator import RunningSimulator
 
 QUESTION: list[Any] = [{"role": "user", "content": "Which model should we route this ticket to?"}]
 GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Summarise the outage."}]}]}

@@ -7,10 +7,13 @@ import signal
 import time
 
 import aiohttp
+import pytest
 
-from tests.conftest import RunningSimulator, serve_process
+from tests.helpers.serve import serve_process
+from tests.helpers.simulator import RunningSimulator
 
 
+@pytest.mark.slow
 async def test_sigterm_during_a_stream_lets_it_finish_then_exits_zero(
     simulator: RunningSimulator,
 ) -> None:

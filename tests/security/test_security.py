@@ -9,7 +9,10 @@ import pytest
 from aiohttp import web
 
 from sidecar.app import Sidecar
-from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SidecarFactory
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY
+from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 

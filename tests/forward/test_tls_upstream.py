@@ -13,7 +13,8 @@ import trustme
 from aiohttp import web
 
 from sidecar.simulate.simulator import Simulator
-from tests.conftest import SDKClients, serve_process
+from tests.helpers.sdk import SDKClients
+from tests.helpers.serve import serve_process
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+
+from tests.helpers.ports import free_port
 
 # The first sample lands ~6 s after start (service discovery runs on a 5 s tick).
 FIRST_SCRAPE_TIMEOUT = 30.0
@@ -35,13 +36,6 @@ def prometheus_binary() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrometheusServer:
@@ -150,7 +144,7 @@ async def running_prometheus(
     config_path = workdir / "prometheus.yml"
     write_config(config_path, targets, rule_files)
     log_path = workdir / "prometheus.log"
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

@@ -10,7 +10,7 @@ import pytest
 
 from sidecar.app import Sidecar
 from sidecar.record import CallRecord
-from tests.conftest import RecordingSink
+from tests.helpers.records import RecordingSink
 
 USER = [{"role": "user", "content": "Explain tail latency to an on-call engineer."}]
 GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Explain tail latency."}]}]}

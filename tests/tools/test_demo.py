@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sidecar.tools.report import COLUMNS
 
 
@@ -41,6 +43,7 @@ def listened(out: str) -> list[str]:
     return re.findall(r"http://(127\.0\.0\.1:\d+)", out)
 
 
+@pytest.mark.slow
 def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> None:
     result = subprocess.run(
         [
@@ -76,6 +79,7 @@ def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> 
     assert all(port_is_free(address) for address in listened(result.stdout))
 
 
+@pytest.mark.slow
 def test_sigterm_mid_run_exits_zero_and_frees_its_ports() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "sidecar.cli", "demo", "--duration", "60", "--no-live"],

@@ -7,7 +7,9 @@ import time
 import aiohttp
 
 from sidecar.app import Sidecar
-from tests.conftest import API_KEY, RecordingSink, RunningSimulator, SDKClients
+from tests.helpers.records import RecordingSink
+from tests.helpers.sdk import API_KEY, SDKClients
+from tests.helpers.simulator import RunningSimulator
 
 MESSAGES = [{"role": "user", "content": "Say hello to the sidecar in five words."}]
 

@@ -16,7 +16,7 @@ from pydantic.fields import FieldInfo
 from sidecar.config import doc as config_doc
 from sidecar.config.load import ConfigError, load_config
 from sidecar.config.models import SidecarConfig
-from tests.conftest import SidecarFactory
+from tests.helpers.sidecar import SidecarFactory
 
 DOC = config_doc.DEFAULT_PATH
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from sidecar.config.models import SidecarConfig
-from tests.conftest import SidecarFactory
+from tests.helpers.sidecar import SidecarFactory
 
 
 async def test_reload_changes_the_head_timeout_and_the_idempotency_window(

@@ -9,7 +9,7 @@ from typing import Any
 import helm_python as helm
 import yaml
 
-from tests.helm.chart import CHART_DIR, Rendered
+from tests.helpers.chart import CHART_DIR, Rendered
 
 PARENT_CHART = """\
 apiVersion: v2

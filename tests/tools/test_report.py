@@ -10,7 +10,7 @@ import pytest
 
 from sidecar.app import Sidecar
 from sidecar.tools.report import Histogram, summarize
-from tests.conftest import RecordingSink
+from tests.helpers.records import RecordingSink
 
 
 def test_quantile_interpolates_within_the_bucket_like_histogram_quantile() -> None:

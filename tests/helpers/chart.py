@@ -252,3 +252,11 @@ def validate_manifest(doc: Mapping[str, Any]) -> None:
         jsonschema.validate(doc, shape)
     else:
         kubernetes_validate.validate(json.loads(json.dumps(doc)), KUBE_VERSION, strict=True)
+
+
+def injection_json(chart: helm.Chart, native: bool) -> str:
+    """The injector's injection.json as the chart renders it, native sidecar or classic."""
+    out = render(chart, {"webhook": {"enabled": True}, "sidecar": {"native": native}})
+    config_map = out.one("ConfigMap", "injector")
+    text: str = config_map["data"]["injection.json"]
+    return text

@@ -1,0 +1,23 @@
+"""Code the tests share, one module per job. Tests import it from here, never from a conftest;
+conftest.py files hold only fixtures (and autouse checks), which call into these modules.
+
+    simulator       the simulated provider served on a loopback port
+    sidecar         sidecars in this process, configured to call the simulator
+    serve           `model-sidecar serve` as a real subprocess
+    sdk             official SDK clients carrying the canary API key
+    records         a sink that keeps CallRecords; a finished record with every field known
+    logs            capturing what the sidecar logs (the autouse credential-leak check)
+    ports           loopback ports nothing listens on
+    metrics         scraping a sidecar's /metrics and summing its samples
+    prometheus      a real Prometheus process scraping given targets
+    promtool        promtool as the alert tests run it
+    otlp            real OTLP trace receivers (gRPC and HTTP/protobuf)
+    wire            feeding wire bytes to the protocol parsers in awkward pieces
+    openai_streams  OpenAI streams exactly as the API sends them
+    experiments     simulated models and experiment configs
+    probe           `model-sidecar probe` run in this process
+    chart           rendering the Helm chart and validating what it renders
+    pods            sample pods and AdmissionReview requests
+    grafana         what Grafana does to a dashboard's queries, emulated
+    traffic         one wave of mixed traffic for the dashboard tests
+"""
