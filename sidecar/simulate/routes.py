@@ -14,6 +14,8 @@ Paths served (POST unless noted):
   audio/transcriptions}, /openai/responses?api-version=...
 - Ollama: /api/chat, /api/generate, /api/embed, /api/embeddings, /api/show, GET /api/tags,
   GET /api/version
+- Amazon Bedrock: /model/{modelId}/{converse|converse-stream|invoke|invoke-with-response-stream}
+  (SigV4-signed; see bedrock_routes.py)
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from sidecar.simulate import (
     openai_wire,
     vertex_wire,
 )
+from sidecar.simulate.bedrock_routes import BedrockRuntime
 from sidecar.simulate.call import Call
 from sidecar.simulate.errors import error_response
 from sidecar.simulate.profiles import ModelProfile
+from sidecar.simulate.sigv4 import AwsAuth
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 # Refuses a request before its body is parsed (a missing credential), or lets it pass (None).
@@ -85,6 +89,9 @@ class Serving(Protocol):
     def profile_for(self, model: str) -> ModelProfile: ...
 
     def deployment(self, name: str) -> str | None: ...
+
+    @property
+    def aws(self) -> AwsAuth: ...
 
 
 def add_provider_routes(app: web.Application, sim: Serving) -> None:
@@ -142,6 +149,7 @@ class _Routes:
         )
         self.add_azure(app)
         self.add_ollama(app)
+        BedrockRuntime(partial(sim.serve, "bedrock"), sim.remember, sim.aws).add_routes(app)
 
     def add_azure(self, app: web.Application) -> None:
         sim = self.sim

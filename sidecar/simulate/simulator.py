@@ -25,6 +25,7 @@ from sidecar.simulate.profiles import (
     without_delays,
 )
 from sidecar.simulate.routes import Gate, Handler, Parse, Resolve, add_provider_routes, json_body
+from sidecar.simulate.sigv4 import AwsAuth
 from sidecar.simulate.streaming import StreamEnded, pause
 
 # A fixed `created` timestamp keeps replies byte-for-byte repeatable.
@@ -83,6 +84,8 @@ class Simulator:
             azure_wire.DEFAULT_DEPLOYMENTS if deployments is None else deployments
         )
         self.faults = FaultQueue()
+        # What the simulated Bedrock accepts: AKIDSIMULATOR's SigV4 signatures unless told.
+        self.aws = AwsAuth()
         self.received: deque[ReceivedRequest] = deque(maxlen=history)
         self.disconnects: deque[Disconnect] = deque(maxlen=history)
         self._rng = random.Random(seed)
