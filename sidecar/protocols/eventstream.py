@@ -64,8 +64,13 @@ Headers = Mapping[str, HeaderValue]
 class EventStreamError(ValueError):
     """The bytes are not a valid event stream: a CRC mismatch, an absurd length, bad headers.
 
-    The stream cannot be resynchronised after one: treat it as broken.
+    The stream cannot be resynchronised after one: treat it as broken. `messages` holds the
+    valid messages the same `feed` call completed before the bad frame.
     """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.messages: list[Message] = []
 
 
 class Message(NamedTuple):
@@ -121,11 +126,14 @@ class EventStreamDecoder:
         the stream is broken."""
         if self._broken is not None:
             raise EventStreamError(f"the event stream is already broken: {self._broken}")
+        messages: list[Message] = []
         try:
-            return self._feed(data)
+            self._feed(data, messages)
         except EventStreamError as exc:
+            exc.messages = messages
             self._fail(exc)
             raise
+        return messages
 
     def end(self) -> None:
         """Declare the stream finished; EventStreamError if it stopped inside a frame."""
@@ -143,8 +151,7 @@ class EventStreamDecoder:
         self._broken = error
         self._partial = bytearray()
 
-    def _feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
-        messages: list[Message] = []
+    def _feed(self, data: bytes | bytearray | memoryview, messages: list[Message]) -> None:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
@@ -157,14 +164,14 @@ class EventStreamDecoder:
                 start = min(PRELUDE_LENGTH - len(partial), end)
                 partial += view[:start]
                 if len(partial) < PRELUDE_LENGTH:
-                    return messages
+                    return
             with memoryview(partial) as held:
                 total = self._check_prelude(held, 0)
             take = min(total - len(partial), end - start)
             partial += view[start : start + take]
             start += take
             if len(partial) < total:
-                return messages
+                return
             with memoryview(partial) as held:
                 self._frames(held, 0, messages)
             partial.clear()
@@ -172,7 +179,6 @@ class EventStreamDecoder:
         start = self._frames(view, start, messages)
         if start < end:
             partial += view[start:end]
-        return messages
 
     def _frames(self, view: memoryview, start: int, out: list[Message]) -> int:
         """Append every whole frame of `view` from `start` on; the offset of what is left."""

@@ -34,7 +34,6 @@ from sidecar.simulate.call import Answer, Call, Usage
 from sidecar.simulate.streaming import Responder
 from sidecar.simulate.text import count_prompt_tokens
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
 METRICS_KEY = "amazon-bedrock-invocationMetrics"
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
 Event = dict[str, Any]
@@ -73,8 +72,9 @@ def _anthropic_check(payload: Event) -> str | None:
             return f"#: required key [{key}] not found"
     if "model" in payload:
         return "#: extraneous key [model] is not permitted"
-    if payload["anthropic_version"] != ANTHROPIC_VERSION:
-        return f"#/anthropic_version: {payload['anthropic_version']} is not a valid enum value"
+    # The accepted versions change over time (SDKs send their own): only the type is checked.
+    if not isinstance(payload["anthropic_version"], str):
+        return "#/anthropic_version: expected type: String"
     return None
 
 
