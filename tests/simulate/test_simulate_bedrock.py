@@ -19,7 +19,7 @@ from sidecar.protocols.eventstream import EventStreamDecoder
 from sidecar.simulate import ModelProfile, RunningSimulator, Simulator
 from sidecar.simulate.sigv4 import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 from sidecar.simulate.text import count_tokens
-from tests.simulate.bedrock_client import bedrock_client, in_thread, model_path, signed_post
+from tests.helpers.bedrock import bedrock_client, in_thread, model_path, signed_post
 
 SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"  # no profile: the fallback one

@@ -14,7 +14,7 @@ from yarl import URL
 
 from sidecar.simulate import RunningSimulator, Simulator, start_simulator
 from sidecar.simulate.sigv4 import SIMULATOR_ACCESS_KEY, AwsAuth, AwsCredential
-from tests.simulate.bedrock_client import (
+from tests.helpers.bedrock import (
     bedrock_client,
     in_thread,
     model_path,
