@@ -98,7 +98,7 @@ def feed_in_pieces(stream: bytes, cuts: list[int]) -> tuple[EventStreamDecoder, 
     return decoder, messages
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(frames, st.lists(st.integers(0, 4000), max_size=12))
 def test_any_split_decodes_as_botocore_does(
     messages: list[tuple[list[Header], bytes]], cuts: list[int]
@@ -128,7 +128,7 @@ def test_byte_at_a_time(messages: list[tuple[list[Header], bytes]]) -> None:
     assert [comparable(m) for m in decoded] == botocore_messages(stream)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(frames, st.data())
 def test_a_corrupted_byte_is_refused(
     messages: list[tuple[list[Header], bytes]], data: st.DataObject

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from anthropic import AsyncAnthropicBedrock
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
@@ -379,8 +380,6 @@ async def test_invoke_stream_nova(client: Any) -> None:
 async def test_anthropic_bedrock_sdk(sim: RunningSimulator) -> None:
     """Anthropic's own Bedrock client signs differently (`:` left unencoded in the path) and
     parses replies with its own models and stream decoder."""
-    from anthropic import AsyncAnthropicBedrock
-
     client = AsyncAnthropicBedrock(
         aws_access_key=SIMULATOR_ACCESS_KEY,
         aws_secret_key=SIMULATOR_SECRET_KEY,
