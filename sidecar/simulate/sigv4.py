@@ -148,8 +148,14 @@ class AwsAuth:
             return AuthRefusal(
                 "ExpiredTokenException", "The security token included in the request is expired"
             )
-        from sidecar.simulate.sigv4_signer import signature
-
+        try:
+            from sidecar.simulate.sigv4_signer import signature
+        except ImportError:
+            return AuthRefusal(
+                "InternalServerException",
+                "The simulator needs botocore to verify SigV4 signatures: pip install botocore.",
+                status=500,
+            )
         host = headers.get("Host", "localhost")
         expected = signature(
             method=method,
