@@ -43,7 +43,7 @@ class PodPlan:
 
 POD_PLANS = {
     "smoke": PodPlan(
-        1, FootprintSize(0.3, 1.0, 0, 0.0, 16, 1.0), (16,), StreamShape(10, 10.0, 2, 2)
+        1, FootprintSize(0.3, 0.5, 0, 0.0, 16, 0.5), (16,), StreamShape(10, 10.0, 2, 2)
     ),
     "quick": PodPlan(
         5, FootprintSize(1.0, 2.0, 200, 2.0, 256), (16, 256, 1000), StreamShape(50, 20.0, 2, 2)
