@@ -26,7 +26,8 @@ import aiohttp
 
 from bench.contenders import Contender, Running, Setting
 from bench.loads import BODY, CHAT_PATH, HEADERS, STREAM_BODY
-from bench.procs import Child, CpuClock, peak_rss_bytes, pin_argv
+from bench.procs import Child, CpuClock, listen_drops, peak_rss_bytes, pin_argv
+from bench.report import quantile
 
 REPO = Path(__file__).resolve().parent.parent
 # Share of the generator's core(s) busy (generators + upstream) above which the client side,
@@ -42,7 +43,7 @@ class StreamShape:
     chunks: int
     interval_ms: float
     rounds: int
-    generators: int  # load-generator processes
+    generators: int  # load-generator processes (0: one per generator core, at least 2)
 
     @property
     def seconds(self) -> float:
@@ -74,6 +75,10 @@ class HeldStreams:
     upstream_cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     generator_cores: int = 1
+    generators: int = 1  # processes
+    listen_drops: int | None = None  # SYNs dropped by full listen queues during the run
+    generator_lag_ms: list[float] = field(default_factory=list)  # 10 ms ticks, how late
+    lag_limit_ms: float = 10.0  # a generator lagging more than this (p99) is saturated
 
     @property
     def error_count(self) -> int:
@@ -88,6 +93,13 @@ class HeldStreams:
         return self.proxy_cpu_seconds / self.chunks * 1e6
 
     @property
+    def proxy_busy(self) -> float | None:
+        """Share of its one core the proxy used: near 100% it, not the load, sets the pace."""
+        if self.proxy_cpu_seconds is None or self.wall_seconds <= 0:
+            return None
+        return self.proxy_cpu_seconds / self.wall_seconds
+
+    @property
     def generator_busy(self) -> float:
         """Share of the generator's core(s) used by the generators and the upstream."""
         if self.wall_seconds <= 0:
@@ -96,9 +108,14 @@ class HeldStreams:
         return used / (self.wall_seconds * self.generator_cores)
 
     @property
+    def generator_lag_p99_ms(self) -> float:
+        """How late the generators' loops woke up, p99."""
+        return quantile(self.generator_lag_ms, 0.99)
+
+    @property
     def generator_saturated(self) -> bool:
-        """Whether the client side may have been the bottleneck."""
-        return self.generator_busy > SATURATED
+        """Whether the client side may have been the bottleneck (or its timestamps late)."""
+        return self.generator_busy > SATURATED or self.generator_lag_p99_ms > self.lag_limit_ms
 
 
 def _request(url: str) -> str:
@@ -109,11 +126,16 @@ def _request(url: str) -> str:
     return "\r\n".join(head) + "\r\n\r\n" + STREAM_BODY.decode("latin-1")
 
 
+def generator_count(shape: StreamShape, cores: tuple[int, ...]) -> int:
+    """How many generator processes share the slots."""
+    return shape.generators or max(2, len(cores))
+
+
 async def _start_generators(
     url: str, concurrency: int, shape: StreamShape, cores: tuple[int, ...], workdir: Path
 ) -> list[asyncio.subprocess.Process]:
     parts = urlsplit(url)
-    count = max(1, min(shape.generators, concurrency))
+    count = max(1, min(generator_count(shape, cores), concurrency))
     spacing = shape.seconds / concurrency
     processes = []
     for index in range(count):
@@ -166,9 +188,13 @@ async def hold(
 ) -> HeldStreams:
     """Run `concurrency` held streams against a started contender."""
     clock = CpuClock()
-    result = HeldStreams(name, concurrency, generator_cores=max(1, len(cores)))
+    result = HeldStreams(
+        name, concurrency, generator_cores=max(1, len(cores)), lag_limit_ms=shape.interval_ms / 2
+    )
     processes = await _start_generators(running.url, concurrency, shape, cores, workdir)
+    result.generators = len(processes)
     try:
+        drops_before = listen_drops()
         start = time.monotonic() + 0.2
         proxy_before = clock.seconds(running.pid) if running.pid else None
         upstream_before = clock.seconds(upstream.pid)
@@ -181,6 +207,9 @@ async def hold(
             result.proxy_cpu_seconds = clock.seconds(running.pid) - proxy_before
             result.peak_rss_bytes = peak_rss_bytes(running.pid)
         result.upstream_cpu_seconds = clock.seconds(upstream.pid) - upstream_before
+        drops_after = listen_drops()
+        if drops_before is not None and drops_after is not None:
+            result.listen_drops = drops_after - drops_before
     finally:
         for process in processes:
             if process.returncode is None:
@@ -201,6 +230,7 @@ async def hold(
         for kind, count in tally["errors"].items():
             result.errors[kind] = result.errors.get(kind, 0) + count
         result.generator_cpu_seconds += tally["cpu_seconds"]
+        result.generator_lag_ms += [lag * 1e3 for lag in tally["lags"]]
         result.wall_seconds = max(result.wall_seconds, tally["wall_seconds"])
     return result
 
@@ -216,6 +246,7 @@ async def held_streams(
     """Every level against every contender, each run on a freshly started process."""
     results = []
     long_setting = replace(setting, upstream_url=upstream_url)
+    cores = setting.cores.spare or setting.cores.rest
     for level in levels:
         for contender in chosen:
             print(f"held streams c{level}: {contender.name}", file=sys.stderr, flush=True)
@@ -225,7 +256,7 @@ async def held_streams(
                 await warm_up(running.url)
                 results.append(
                     await hold(
-                        running, contender.name, level, shape, setting.cores.rest, upstream,
+                        running, contender.name, level, shape, cores, upstream,
                         setting.workdir,
                     )
                 )  # fmt: skip

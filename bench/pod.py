@@ -43,13 +43,13 @@ class PodPlan:
 
 POD_PLANS = {
     "smoke": PodPlan(
-        1, FootprintSize(0.3, 0.5, 0, 0.0, 16, 0.5), (16,), StreamShape(10, 10.0, 2, 2)
+        1, FootprintSize(0.3, 0.5, 0, 0.0, 16, 0.5), (16,), StreamShape(10, 10.0, 2, 0)
     ),
     "quick": PodPlan(
-        5, FootprintSize(1.0, 2.0, 200, 2.0, 256), (16, 256, 1000), StreamShape(50, 20.0, 2, 2)
+        3, FootprintSize(1.0, 2.0, 0, 0.0, 256), (16, 1000), StreamShape(50, 20.0, 2, 0)
     ),
     "full": PodPlan(
-        10, FootprintSize(1.0, 10.0, 200, 10.0, 256), (16, 256, 1000), StreamShape(100, 20.0, 3, 2)
+        10, FootprintSize(1.0, 10.0, 200, 10.0, 256), (16, 256, 1000), StreamShape(100, 20.0, 3, 0)
     ),
 }
 POD_PLANS["streams"] = POD_PLANS["full"]
@@ -90,7 +90,8 @@ async def start_stream_upstream(shape: StreamShape, setting: Setting) -> tuple[C
     argv = [sys.executable, "-m", "bench.upstream", "--listen", f"127.0.0.1:{port}"]
     argv += ["--chunks", str(shape.chunks), "--chunk-interval-ms", str(shape.interval_ms)]
     log = setting.workdir / "stream-upstream.log"
-    child = Child("stream-upstream", pin_argv(argv, setting.cores.rest), log, cwd=REPO)
+    cores = setting.cores.spare or setting.cores.rest
+    child = Child("stream-upstream", pin_argv(argv, cores), log, cwd=REPO)
     await child.wait_for_port(port, timeout=30)
     return child, f"http://127.0.0.1:{port}"
 

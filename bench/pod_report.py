@@ -95,8 +95,9 @@ def held_table(items: Sequence[HeldStreams]) -> str:
     lines = [
         f"| streams | contender | chunks | proxy CPU µs/chunk | {TIMES} pass-through | errors "
         "| stalls | max gap ms | TTFC p50 ms | TTFC p99 ms | added p50 | added p99 "
-        "| first streams' TTFC p99 ms | peak RSS MB | generator busy |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| first streams' TTFC p99 ms | listen drops | peak RSS MB | proxy busy "
+        "| generator busy | generator lag p99 ms |",
+        "|---:|---|" + "---:|" * 16,
     ]
     for item in items:
         direct = _find(items, BASELINE, item.concurrency)
@@ -104,13 +105,16 @@ def held_table(items: Sequence[HeldStreams]) -> str:
         mine, base = item.cpu_us_per_chunk, ref.cpu_us_per_chunk if ref else None
         ratio = NONE if mine is None or not base else f"{mine / base:.2f}{TIMES}"
         busy = f"{item.generator_busy:.0%}" + (" (saturated)" if item.generator_saturated else "")
+        proxy = NONE if item.proxy_busy is None else f"{item.proxy_busy:.0%}"
         lines.append(
             f"| {item.concurrency:,} | {item.contender} | {item.chunks:,} | {_fmt(mine, 1)} "
             f"| {ratio} | {item.error_count} | {item.stalls} | {_fmt(item.max_gap_ms, 1)} "
             f"| {_fmt(_ttfc(item, 0.5))} | {_fmt(_ttfc(item, 0.99))} "
             f"| {_fmt(_added(item, direct, 0.5))} | {_fmt(_added(item, direct, 0.99))} "
             f"| {_fmt(quantile(item.first_ttfc_ms, 0.99) if item.first_ttfc_ms else None)} "
-            f"| {_mb(item.peak_rss_bytes)} | {busy} |"
+            f"| {NONE if item.listen_drops is None else item.listen_drops} "
+            f"| {_mb(item.peak_rss_bytes)} | {proxy} | {busy} "
+            f"| {_fmt(item.generator_lag_p99_ms, 1)} |"
         )
     return "\n".join(lines)
 
@@ -222,7 +226,8 @@ def warnings(results: PodResults) -> list[str]:
     return [
         f"WARN  generator saturated: c{i.concurrency:,} {i.contender}: the generator's core(s) "
         f"{i.generator_busy:.0%} busy (generators {i.generator_cpu_seconds:.1f} s + upstream "
-        f"{i.upstream_cpu_seconds:.1f} s of CPU in {i.wall_seconds:.1f} s)"
+        f"{i.upstream_cpu_seconds:.1f} s of CPU in {i.wall_seconds:.1f} s), its loop "
+        f"{i.generator_lag_p99_ms:.1f} ms late p99 (limit {i.lag_limit_ms:.1f} ms)"
         for i in results.held
         if i.generator_saturated
     ]
@@ -251,8 +256,9 @@ def pod_report(results: PodResults, caption: str) -> str:
         parts += [
             f"Held streams: {shape.chunks} chunks {shape.interval_ms} ms apart, {shape.rounds} "
             f"stream(s) per slot back to back, starts spread over one stream's length; "
-            f"{shape.generators} generator process(es); a stall is a pause above "
-            f"{shape.stall_gap * 1e3:.0f} ms. TTFC: the streams started while all are held "
+            f"{max(i.generators for i in results.held)} generator process(es) on "
+            f"{results.held[0].generator_cores} core(s) with the upstream; a stall is a pause "
+            f"above {shape.stall_gap * 1e3:.0f} ms. TTFC: the streams started while all are held "
             "(each slot's second stream on); the first streams' (ramp-up, connect included) "
             "apart.",
             "",

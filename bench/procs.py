@@ -26,6 +26,7 @@ class Cores:
 
     proxy: tuple[int, ...]
     rest: tuple[int, ...]
+    spare: tuple[int, ...] = ()  # every allowed core but the proxy's (held-stream generators)
 
     @property
     def pinned(self) -> bool:
@@ -38,7 +39,7 @@ def plan_cores() -> Cores:
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2 or shutil.which("taskset") is None:
         return Cores((), ())
-    return Cores((allowed[0],), (allowed[1],))
+    return Cores((allowed[0],), (allowed[1],), tuple(allowed[1:]))
 
 
 def pin_argv(argv: Sequence[str], cores: Sequence[int]) -> list[str]:
@@ -225,6 +226,20 @@ class CpuClock:
                     exact = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
             total += exact
         return total
+
+
+def listen_drops() -> int | None:
+    """Connection attempts dropped by a full listen queue so far (TcpExt ListenDrops of this
+    network namespace, so other programs' count too); None where /proc/net/netstat is missing.
+    A dropped SYN is retried by the client after a second, which shows in time to first chunk."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    rows = [line.split() for line in lines if line.startswith("TcpExt:")]
+    if len(rows) < 2 or "ListenDrops" not in rows[0]:
+        return None
+    return int(rows[1][rows[0].index("ListenDrops")])
 
 
 def raise_fd_limit(wanted: int) -> int:

@@ -42,6 +42,7 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)  # lateness of a 10 ms tick, seconds
 
     def error(self, kind: str) -> None:
         """Count one failed stream."""
@@ -173,6 +174,14 @@ async def run_slot(job: Job, tally: Tally, start: float, payload: bytes) -> None
         client.transport.close()
 
 
+async def watch_lag(tally: Tally, period: float = 0.01) -> None:
+    """How late this process's loop wakes up: a busy generator delays every timestamp."""
+    while True:
+        intended = time.monotonic() + period
+        await asyncio.sleep(period)
+        tally.lags.append(max(0.0, time.monotonic() - intended))
+
+
 async def run(job: Job) -> Tally:
     """Print `ready`, wait for the start time on stdin, run every slot."""
     tally = Tally()
@@ -182,7 +191,10 @@ async def run(job: Job) -> Tally:
     line = await loop.run_in_executor(None, sys.stdin.readline)
     start = float(line)
     cpu_before = time.process_time()
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    watcher = asyncio.create_task(watch_lag(tally))
     await asyncio.gather(*(run_slot(job, tally, start + o, payload) for o in job.offsets))
+    watcher.cancel()
     tally.cpu_seconds = time.process_time() - cpu_before
     tally.wall_seconds = time.monotonic() - start
     return tally
