@@ -291,10 +291,8 @@ def print_report(
     tool = "wrk -t1 -c64" if loads.wrk_available() else "asyncio closed loop (wrk missing)"
     machine = f"Machine: {machine_line(cores)}. Source: {source_version()}."
     print(f"### model-sidecar benchmark, {today}")
-    print(
-        f"`{command.strip()}` — {args.mode} mode, {plan.repetitions} repetition(s), "
-        f"medians shown, {elapsed:.0f} s"
-    )
+    repetitions = f"{plan.repetitions} repetition(s), medians shown, " if summaries else ""
+    print(f"`{command.strip()}` — {args.mode} mode, {repetitions}{elapsed:.0f} s")
     print(machine)
     if summaries:
         spans, scrapes, scraper = telemetry
