@@ -134,10 +134,43 @@ def generator_count(shape: StreamShape, cores: tuple[int, ...]) -> int:
 async def _start_generators(
     url: str, concurrency: int, shape: StreamShape, cores: tuple[int, ...], workdir: Path
 ) -> list[asyncio.subprocess.Process]:
-    parts = urlsplit(url)
+    """Start the generator processes and wait until each has printed `ready`."""
     count = max(1, min(generator_count(shape, cores), concurrency))
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        await _spawn(processes, url, concurrency, count, shape, cores, workdir)
+        for process in processes:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"a stream generator did not start (see {workdir})")
+    except BaseException:
+        await _kill(processes)
+        raise
+    return processes
+
+
+async def _kill(processes: list[asyncio.subprocess.Process]) -> None:
+    """Kill whatever generator has not exited yet."""
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def _spawn(
+    processes: list[asyncio.subprocess.Process],
+    url: str,
+    concurrency: int,
+    count: int,
+    shape: StreamShape,
+    cores: tuple[int, ...],
+    workdir: Path,
+) -> None:
+    """Start `count` generators, each added to `processes` at once (a failure kills them)."""
+    parts = urlsplit(url)
     spacing = shape.seconds / concurrency
-    processes = []
     for index in range(count):
         job = {
             "host": parts.hostname,
@@ -149,19 +182,16 @@ async def _start_generators(
             "stall_gap": shape.stall_gap,
             "timeout": shape.seconds * 5 + 30,
         }
-        argv = pin_argv([sys.executable, "-m", "bench.streamgen", json.dumps(job)], cores)
+        argv = pin_argv([sys.executable, "-m", "bench.streamgen"], cores)
         with open(workdir / f"streamgen-{index}.log", "ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=log, cwd=REPO,
             )  # fmt: skip
         processes.append(process)
-    for process in processes:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-        if line.strip() != b"ready":
-            raise RuntimeError(f"a stream generator did not start (see {workdir})")
-    return processes
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(job).encode() + b"\n")
+        await process.stdin.drain()
 
 
 async def warm_up(url: str) -> None:
@@ -211,11 +241,7 @@ async def hold(
         if drops_before is not None and drops_after is not None:
             result.listen_drops = drops_after - drops_before
     finally:
-        for process in processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        await _kill(processes)
     for stdout, _ in outputs:
         lines = stdout.decode().strip().splitlines()
         if not lines:

@@ -1,10 +1,11 @@
-"""One load-generator process for held streams: `python -m bench.streamgen JOB_JSON`.
+"""One load-generator process for held streams: `python -m bench.streamgen`, job on stdin.
 
 bench/long_streams.py starts several of these (one asyncio loop each, its own connections)
 so that a single client loop is never what limits 1,000 concurrent streams. The job names
-the proxy, the request, and this process's slots (start offsets). The process prints
+the proxy, the request, and this process's slots (start offsets); it comes as the first
+line of stdin, a JSON object (an argument is limited to 128 KiB). The process prints
 `ready`, waits for the start time (a `time.monotonic()` value, the same clock in every
-process) on stdin, runs each slot's streams back to back on one keep-alive connection,
+process) on its next line, runs each slot's streams back to back on one keep-alive connection,
 and prints one JSON line: every stream's time to first chunk, chunks, gaps, errors, and
 its own CPU seconds (so a saturated generator shows). A slot's first stream is timed from
 its scheduled start (connect included) and kept apart: those start while the others ramp up.
@@ -160,7 +161,9 @@ async def run_slot(job: Job, tally: Tally, start: float, payload: bytes) -> None
             outcome = "timeout"
         tally.streams += 1
         tally.chunks += client.events
-        if outcome == "ok" and client.events != job.chunks:
+        if outcome == "ok" and client.first is None:
+            outcome = "no body"
+        elif outcome == "ok" and client.events != job.chunks:
             outcome = "chunks missing"
         if outcome != "ok" or client.first is None:
             tally.error(outcome)
@@ -201,8 +204,8 @@ async def run(job: Job) -> Tally:
 
 
 def main() -> None:
-    """`python -m bench.streamgen JOB_JSON`: one JSON line of results on stdout."""
-    fields: dict[str, Any] = json.loads(sys.argv[1])
+    """`python -m bench.streamgen`: the job on stdin, one JSON line of results on stdout."""
+    fields: dict[str, Any] = json.loads(sys.stdin.readline())
     job = Job(**fields)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = len(job.offsets) + 64
