@@ -26,7 +26,7 @@ import aiohttp
 
 from bench.contenders import Contender, Running, Setting
 from bench.loads import BODY, CHAT_PATH, HEADERS, STREAM_BODY
-from bench.procs import Child, CpuClock, listen_drops, peak_rss_bytes, pin_argv
+from bench.procs import Child, CpuClock, listen_drops, peak_rss_bytes, pin_argv, preemptions
 from bench.report import quantile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +77,7 @@ class HeldStreams:
     generator_cores: int = 1
     generators: int = 1  # processes
     listen_drops: int | None = None  # SYNs dropped by full listen queues during the run
+    proxy_preemptions: int | None = None  # the proxy taken off its core while runnable
     generator_lag_ms: list[float] = field(default_factory=list)  # 10 ms ticks, how late
     lag_limit_ms: float = 10.0  # a generator lagging more than this (p99) is saturated
 
@@ -227,6 +228,7 @@ async def hold(
         drops_before = listen_drops()
         start = time.monotonic() + 0.2
         proxy_before = clock.seconds(running.pid) if running.pid else None
+        preempted_before = preemptions(running.pid) if running.pid else 0
         upstream_before = clock.seconds(upstream.pid)
         for process in processes:
             assert process.stdin is not None
@@ -236,6 +238,7 @@ async def hold(
         if running.pid and proxy_before is not None:
             result.proxy_cpu_seconds = clock.seconds(running.pid) - proxy_before
             result.peak_rss_bytes = peak_rss_bytes(running.pid)
+            result.proxy_preemptions = preemptions(running.pid) - preempted_before
         result.upstream_cpu_seconds = clock.seconds(upstream.pid) - upstream_before
         drops_after = listen_drops()
         if drops_before is not None and drops_after is not None:

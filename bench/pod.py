@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from bench.contenders import (
 )
 from bench.footprint import Footprint, FootprintSize, footprints
 from bench.long_streams import HeldStreams, StreamShape, held_streams
-from bench.procs import Child, pin_argv
+from bench.procs import Child, cpu_pressure_seconds, pin_argv
 from bench.startup import StartupTimes, startup_times
 from bench.telemetry import OtlpSink
 
@@ -63,6 +64,9 @@ class PodResults:
     startup: list[StartupTimes] = field(default_factory=list)
     footprints: list[Footprint] = field(default_factory=list)
     held: list[HeldStreams] = field(default_factory=list)
+    # Share of the scenarios' wall time in which some task waited for a CPU: near 0 on a
+    # quiet machine (the load itself adds a little), high when others share the cores.
+    cpu_pressure: float | None = None
 
 
 def nginx_installed() -> bool:
@@ -102,6 +106,7 @@ async def run_pod(
     """The chosen scenarios of issue #23, in order: start-up, footprint, held streams."""
     results = PodResults(plan)
     proxies, with_direct = pod_contenders(nginx)
+    pressure_before, started = cpu_pressure_seconds(), time.monotonic()
     if "startup" in scenarios:
         results.startup = await startup_times(
             plan.startup_runs, otlp.url, setting.cores.proxy, setting.workdir
@@ -116,4 +121,7 @@ async def run_pod(
             )
         finally:
             upstream.stop()
+    pressure_after = cpu_pressure_seconds()
+    if pressure_before is not None and pressure_after is not None:
+        results.cpu_pressure = (pressure_after - pressure_before) / (time.monotonic() - started)
     return results

@@ -96,8 +96,8 @@ def held_table(items: Sequence[HeldStreams]) -> str:
         f"| streams | contender | chunks | proxy CPU µs/chunk | {TIMES} pass-through | errors "
         "| stalls | max gap ms | TTFC p50 ms | TTFC p99 ms | added p50 | added p99 "
         "| first streams' TTFC p99 ms | listen drops | peak RSS MB | proxy busy "
-        "| generator busy | generator lag p99 ms |",
-        "|---:|---|" + "---:|" * 16,
+        "| proxy preempted | generator busy | generator lag p99 ms |",
+        "|---:|---|" + "---:|" * 17,
     ]
     for item in items:
         direct = _find(items, BASELINE, item.concurrency)
@@ -113,7 +113,9 @@ def held_table(items: Sequence[HeldStreams]) -> str:
             f"| {_fmt(_added(item, direct, 0.5))} | {_fmt(_added(item, direct, 0.99))} "
             f"| {_fmt(quantile(item.first_ttfc_ms, 0.99) if item.first_ttfc_ms else None)} "
             f"| {NONE if item.listen_drops is None else item.listen_drops} "
-            f"| {_mb(item.peak_rss_bytes)} | {proxy} | {busy} "
+            f"| {_mb(item.peak_rss_bytes)} | {proxy} "
+            f"| {NONE if item.proxy_preemptions is None else f'{item.proxy_preemptions:,}'} "
+            f"| {busy} "
             f"| {_fmt(item.generator_lag_p99_ms, 1)} |"
         )
     return "\n".join(lines)
@@ -236,6 +238,11 @@ def warnings(results: PodResults) -> list[str]:
 def pod_report(results: PodResults, caption: str) -> str:
     """The section of the report for issue #23."""
     plan = results.plan
+    if results.cpu_pressure is not None:
+        caption += (
+            f" CPU pressure during these scenarios: {results.cpu_pressure:.0%} of the time some "
+            "task waited for a CPU (/proc/pressure/cpu; high on a shared machine)."
+        )
     parts = ["### Where a sidecar lives (issue #23)", caption, ""]
     if results.startup:
         parts += [startup_table(results.startup), ""]

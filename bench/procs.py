@@ -228,6 +228,35 @@ class CpuClock:
         return total
 
 
+def preemptions(pid: int) -> int:
+    """Times the threads of `pid` and its descendants were taken off a CPU while runnable
+    (`nonvoluntary_ctxt_switches`). A proxy alone on its pinned core is hardly ever
+    preempted; many preemptions mean something else ran on that core."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{member}/task"):
+                with contextlib.suppress(OSError):
+                    for line in Path(f"/proc/{member}/task/{task}/status").read_text().splitlines():
+                        if line.startswith("nonvoluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+    return total
+
+
+def cpu_pressure_seconds() -> float | None:
+    """Time so far in which some runnable task waited for a CPU (`/proc/pressure/cpu`,
+    "some" total); None where pressure stall information is missing."""
+    try:
+        text = Path("/proc/pressure/cpu").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("some "):
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            return int(fields["total"]) / 1e6
+    return None
+
+
 def listen_drops() -> int | None:
     """Connection attempts dropped by a full listen queue so far (TcpExt ListenDrops of this
     network namespace, so other programs' count too); None where /proc/net/netstat is missing.
