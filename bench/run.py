@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import loads
 from bench.contenders import Contender, Setting, contenders
 from bench.litellm import default_venv
+from bench.options import build_parser
 from bench.pod import POD_PLANS, SCENARIOS, PodPlan, PodResults, run_pod
 from bench.pod_report import pod_report, pod_verdicts, warnings
 from bench.procs import (
@@ -166,7 +167,7 @@ def pod_plan(args: argparse.Namespace) -> PodPlan:
         shape = replace(shape, chunks=args.stream_chunks)
     if args.stream_interval_ms:
         shape = replace(shape, interval_ms=args.stream_interval_ms)
-    levels = tuple(int(n) for n in args.levels.split(",")) if args.levels else plan.levels
+    levels = args.levels or plan.levels
     return replace(plan, shape=shape, levels=levels)
 
 
@@ -194,7 +195,7 @@ async def run(args: argparse.Namespace) -> int:
     """The whole benchmark; 0 when it completed (targets are reported, not enforced)."""
     plan = PLANS[args.mode]
     if args.rates:
-        plan = replace(plan, rates=tuple(int(r) for r in args.rates.split(",")))
+        plan = replace(plan, rates=args.rates)
     if args.repetitions:
         plan = replace(plan, repetitions=args.repetitions)
     scenarios = chosen_scenarios(args)
@@ -323,66 +324,6 @@ def print_report(
         for line in warnings(pod):
             print(line)
         print("```")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of `python -m bench`."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="short loads, 3 repetitions (under 2 minutes)",
-    )
-    mode.add_argument(
-        "--smoke",
-        dest="mode",
-        action="store_const",
-        const="smoke",
-        help="a few seconds, 1 repetition: checks that everything runs (CI)",
-    )
-    mode.add_argument(
-        "--streams",
-        dest="mode",
-        action="store_const",
-        const="streams",
-        help="only the held streams of issue #23 at full size (16, 256, 1,000 streams)",
-    )
-    parser.set_defaults(mode="full")
-    parser.add_argument("--nginx", action="store_true", help="add nginx (Debian package)")
-    parser.add_argument(
-        "--litellm",
-        action="store_true",
-        help="add LiteLLM proxy (installed into its own venv on first use)",
-    )
-    parser.add_argument("--litellm-venv", help="where LiteLLM's venv lives")
-    parser.add_argument(
-        "--upstream",
-        choices=("tiny", "simulator"),
-        default="tiny",
-        help="bench/upstream.py (default) or the simulated provider, fastest mode",
-    )
-    parser.add_argument(
-        "--scraper",
-        choices=("auto", "prometheus", "loop"),
-        default="auto",
-        help="who scrapes the full-telemetry sidecar (auto: Prometheus if installed)",
-    )
-    parser.add_argument("--rates", help="open-loop rates, comma-separated (default 100,300)")
-    parser.add_argument("--repetitions", type=int, help="override the mode's repetitions")
-    parser.add_argument(
-        "--scenarios",
-        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all; --streams: streams)",
-    )
-    parser.add_argument("--levels", help="concurrent held streams, comma-separated")
-    parser.add_argument("--stream-chunks", type=int, help="chunks per held stream")
-    parser.add_argument("--stream-interval-ms", type=float, help="ms between held-stream chunks")
-    parser.add_argument("--generators", type=int, help="load-generator processes for held streams")
-    parser.add_argument("--json", help="also write every measurement to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
