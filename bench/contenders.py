@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import yaml
 
 from bench.procs import Child, Cores, free_port, pin_argv
@@ -32,6 +35,23 @@ class Running:
 
     url: str
     child: Child | None = None
+    ready_url: str | None = None  # the sidecar's /readyz
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait for a 200 from /readyz (contenders without one are ready once they listen)."""
+        if self.ready_url is None:
+            return
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                try:
+                    async with http.get(self.ready_url) as response:
+                        if response.status == 200:
+                            return
+                except (aiohttp.ClientError, OSError):
+                    pass
+                await asyncio.sleep(0.01)
+        raise RuntimeError(f"{self.ready_url} did not answer 200 in {timeout} s")
 
     @property
     def pid(self) -> int | None:
@@ -68,11 +88,27 @@ async def start_direct(setting: Setting, repetition: int) -> Running:
     return Running(setting.upstream_url)
 
 
-def sidecar_argv(config_path: Path) -> list[str]:
-    """`model-sidecar serve --config FILE` (the console script, else `python -m sidecar.cli`)."""
+def sidecar_command() -> list[str]:
+    """How to exec `model-sidecar`: the console script installed beside this Python (not a
+    version manager's shim, which would add its own start-up), else the one on PATH, else
+    `python -m sidecar.cli`."""
+    beside = Path(sys.executable).parent / "model-sidecar"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     script = shutil.which("model-sidecar")
-    base = [script] if script else [sys.executable, "-m", "sidecar.cli"]
-    return [*base, "serve", "--config", str(config_path)]
+    return [script] if script else [sys.executable, "-m", "sidecar.cli"]
+
+
+def sidecar_argv(config_path: Path) -> list[str]:
+    """`model-sidecar serve --config FILE`."""
+    return [*sidecar_command(), "serve", "--config", str(config_path)]
+
+
+def plain_environ(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without OTEL_* or MODEL_SIDECAR_* settings, plus `extra`."""
+    env = {k: v for k, v in child_environ({}).items() if not k.startswith("MODEL_SIDECAR_")}
+    env.update(extra)
+    return env
 
 
 async def _start_sidecar(setting: Setting, repetition: int, full: bool) -> Running:
@@ -107,7 +143,28 @@ async def _start_sidecar(setting: Setting, repetition: int, full: bool) -> Runni
     except BaseException:
         child.stop()
         raise
-    return Running(f"http://127.0.0.1:{port}", child)
+    return Running(f"http://127.0.0.1:{port}", child, f"http://127.0.0.1:{admin_port}/readyz")
+
+
+async def start_sidecar_default(setting: Setting, repetition: int) -> Running:
+    """The sidecar as shipped: no config file, only free ports and the upstream on the command
+    line, no OTEL_* variables (so no span export), nobody scraping."""
+    port, admin_port = free_port(), free_port()
+    argv = [*sidecar_command(), "serve", "--listen", f"127.0.0.1:{port}"]
+    argv += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+    argv += ["--upstream", f"openai={setting.upstream_url}"]
+    child = Child(
+        "sidecar-default",
+        pin_argv(argv, setting.cores.proxy),
+        setting.workdir / f"sidecar-default-{repetition}.log",
+        env=plain_environ({}),
+    )
+    try:
+        await child.wait_for_port(admin_port, timeout=30)
+    except BaseException:
+        child.stop()
+        raise
+    return Running(f"http://127.0.0.1:{port}", child, f"http://127.0.0.1:{admin_port}/readyz")
 
 
 async def start_sidecar_full(setting: Setting, repetition: int) -> Running:
@@ -155,6 +212,11 @@ SIDECAR_FULL = Contender(
 )
 SIDECAR_OFF = Contender(
     "sidecar-off", "model-sidecar serve; no OTLP endpoint, not scraped", start_sidecar_off
+)
+SIDECAR_DEFAULT = Contender(
+    "sidecar-default",
+    "model-sidecar serve, default config (ports, upstream by flag); no OTLP, not scraped",
+    start_sidecar_default,
 )
 PASSTHROUGH = Contender(
     "passthrough", "bench/passthrough.py: bare aiohttp on uvloop, streaming", start_passthrough

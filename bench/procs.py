@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -23,6 +26,7 @@ class Cores:
 
     proxy: tuple[int, ...]
     rest: tuple[int, ...]
+    spare: tuple[int, ...] = ()  # every allowed core but the proxy's (held-stream generators)
 
     @property
     def pinned(self) -> bool:
@@ -35,7 +39,7 @@ def plan_cores() -> Cores:
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2 or shutil.which("taskset") is None:
         return Cores((), ())
-    return Cores((allowed[0],), (allowed[1],))
+    return Cores((allowed[0],), (allowed[1],), tuple(allowed[1:]))
 
 
 def pin_argv(argv: Sequence[str], cores: Sequence[int]) -> list[str]:
@@ -166,12 +170,112 @@ def cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """Peak resident memory (VmHWM) of `pid` plus its descendants."""
+def _status_bytes(pid: int, field: str) -> int:
     total = 0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Peak resident memory (VmHWM) of `pid` plus its descendants."""
+    return _status_bytes(pid, "VmHWM:")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory now (VmRSS) of `pid` plus its descendants."""
+    return _status_bytes(pid, "VmRSS:")
+
+
+class CpuClock:
+    """Exact CPU time of other processes, from their CPU-time clocks (clock_getcpuclockid).
+
+    /proc/PID/stat counts in clock ticks (10 ms here), too coarse for a short scenario that
+    uses a tenth of a second; a process's CPU-time clock counts every thread in nanoseconds.
+    Falls back to /proc/PID/stat where the call is missing.
+    """
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name, use_errno=True) if name else None
+        self._getcpuclockid = getattr(libc, "clock_getcpuclockid", None)
+
+    def _one(self, pid: int) -> float | None:
+        if self._getcpuclockid is None:
+            return None
+        clock = ctypes.c_int()
+        if self._getcpuclockid(pid, ctypes.byref(clock)) != 0:
+            return None
+        try:
+            return time.clock_gettime(clock.value)
+        except OSError:  # the process is gone
+            return None
+
+    def seconds(self, pid: int) -> float:
+        """CPU seconds (user + system) of `pid` and its descendants so far."""
+        total = 0.0
+        for member in process_tree(pid):
+            exact = self._one(member)
+            if exact is None:
+                exact = 0.0
+                with contextlib.suppress(OSError, IndexError):
+                    fields = _stat_fields(member)
+                    exact = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            total += exact
+        return total
+
+
+def preemptions(pid: int) -> int:
+    """Times the threads of `pid` and its descendants were taken off a CPU while runnable
+    (`nonvoluntary_ctxt_switches`). A proxy alone on its pinned core is hardly ever
+    preempted; many preemptions mean something else ran on that core."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{member}/task"):
+                with contextlib.suppress(OSError):
+                    for line in Path(f"/proc/{member}/task/{task}/status").read_text().splitlines():
+                        if line.startswith("nonvoluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+    return total
+
+
+def cpu_pressure_seconds() -> float | None:
+    """Time so far in which some runnable task waited for a CPU (`/proc/pressure/cpu`,
+    "some" total); None where pressure stall information is missing."""
+    try:
+        text = Path("/proc/pressure/cpu").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("some "):
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            return int(fields["total"]) / 1e6
+    return None
+
+
+def listen_drops() -> int | None:
+    """Connection attempts dropped by a full listen queue so far (TcpExt ListenDrops of this
+    network namespace, so other programs' count too); None where /proc/net/netstat is missing.
+    A dropped SYN is retried by the client after a second, which shows in time to first chunk."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    rows = [line.split() for line in lines if line.startswith("TcpExt:")]
+    if len(rows) < 2 or "ListenDrops" not in rows[0]:
+        return None
+    return int(rows[1][rows[0].index("ListenDrops")])
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the open-file limit (children inherit it) towards `wanted`; the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft

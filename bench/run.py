@@ -1,7 +1,8 @@
 """`python -m bench`: the same load against every contender, in the same run, three times.
 
 Prints the tables (medians over repetitions, ratios to direct and to the bare
-pass-through) and PASS/FAIL against the targets of issue #6. See bench/README.md.
+pass-through) and PASS/FAIL against the targets of issue #6, then the scenarios of
+issue #23 (start-up, footprint, held streams; bench/pod.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ from pathlib import Path
 from bench import loads
 from bench.contenders import Contender, Setting, contenders
 from bench.litellm import default_venv
-from bench.procs import Child, Cores, cpu_seconds, free_port, peak_rss_bytes, pin_argv, plan_cores
+from bench.options import build_parser
+from bench.pod import POD_PLANS, SCENARIOS, PodPlan, PodResults, run_pod
+from bench.pod_report import pod_report, pod_verdicts, warnings
+from bench.procs import (
+    Child,
+    Cores,
+    cpu_seconds,
+    free_port,
+    peak_rss_bytes,
+    pin_argv,
+    plan_cores,
+    raise_fd_limit,
+)
 from bench.report import Measurement, Summary, summarize, tables, verdict_lines, verdicts
 from bench.telemetry import LoopScraper, OtlpSink, PrometheusScraper
 
@@ -50,6 +63,7 @@ PLANS = {
     "quick": Plan(3, (100, 300), 1.5, 2.0, 64, ((1, 20), (16, 160)), 5.0, 64),
     "full": Plan(3, (100, 300), 10.0, 10.0, 64, ((1, 100), (16, 800)), 5.0, 256),
 }
+PLANS["streams"] = PLANS["full"]  # --streams runs only the held streams of issue #23
 
 
 async def start_upstream(
@@ -143,13 +157,56 @@ def machine_line(cores: Cores) -> str:
     )
 
 
+def pod_plan(args: argparse.Namespace) -> PodPlan:
+    """The sizes of the issue #23 scenarios for this mode, with the command line's overrides."""
+    plan = POD_PLANS[args.mode]
+    shape = plan.shape
+    if args.generators:
+        shape = replace(shape, generators=args.generators)
+    if args.stream_chunks:
+        shape = replace(shape, chunks=args.stream_chunks)
+    if args.stream_interval_ms:
+        shape = replace(shape, interval_ms=args.stream_interval_ms)
+    levels = args.levels or plan.levels
+    return replace(plan, shape=shape, levels=levels)
+
+
+def chosen_scenarios(args: argparse.Namespace) -> set[str]:
+    """The scenarios to run: --scenarios, else all (only the held streams for --streams)."""
+    if args.scenarios:
+        return {name.strip() for name in args.scenarios.split(",")}
+    return {"streams"} if args.mode == "streams" else set(SCENARIOS)
+
+
+async def run_calls(chosen: list[Contender], setting: Setting, plan: Plan) -> list[Measurement]:
+    """The loads of issue #6: every contender, `plan.repetitions` times."""
+    measurements = []
+    for repetition in range(1, plan.repetitions + 1):
+        # Rotate the order so no contender always runs first or last.
+        shift = (repetition - 1) % len(chosen)
+        order = [chosen[0], *(chosen[1:][shift:] + chosen[1:][:shift])]
+        for contender in order:
+            print(f"repetition {repetition}: {contender.name}", file=sys.stderr, flush=True)
+            measurements.append(await measure(contender, setting, plan, repetition))
+    return measurements
+
+
 async def run(args: argparse.Namespace) -> int:
     """The whole benchmark; 0 when it completed (targets are reported, not enforced)."""
     plan = PLANS[args.mode]
     if args.rates:
-        plan = replace(plan, rates=tuple(int(r) for r in args.rates.split(",")))
+        plan = replace(plan, rates=args.rates)
     if args.repetitions:
         plan = replace(plan, repetitions=args.repetitions)
+    scenarios = chosen_scenarios(args)
+    unknown = scenarios - set(SCENARIOS)
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(sorted(unknown))}; choose from "
+              f"{', '.join(SCENARIOS)}", file=sys.stderr)  # fmt: skip
+        return 2
+    pods = pod_plan(args)
+    # Every held stream is a socket in the generator, two in the proxy, one in the upstream.
+    raise_fd_limit(3 * max(pods.levels, default=0) + 1024)
     cores = plan_cores()
     if cores.rest:
         os.sched_setaffinity(0, cores.rest)
@@ -170,6 +227,7 @@ async def run(args: argparse.Namespace) -> int:
         else LoopScraper(metrics_port)
     )
     measurements: list[Measurement] = []
+    spans = scrapes = 0
     started = time.monotonic()
     try:
         await otlp.start()
@@ -182,23 +240,20 @@ async def run(args: argparse.Namespace) -> int:
             metrics_port=metrics_port,
             litellm_venv=Path(args.litellm_venv) if args.litellm_venv else default_venv(),
         )
-        for repetition in range(1, plan.repetitions + 1):
-            # Rotate the order so no contender always runs first or last.
-            shift = (repetition - 1) % len(chosen)
-            order = [chosen[0], *(chosen[1:][shift:] + chosen[1:][:shift])]
-            for contender in order:
-                print(f"repetition {repetition}: {contender.name}", file=sys.stderr, flush=True)
-                measurements.append(await measure(contender, setting, plan, repetition))
-        await asyncio.sleep(0.5)  # the last batch of spans
-        spans = await otlp.spans()
-        scrapes = await scraper.successful_scrapes()
+        if "calls" in scenarios:
+            measurements = await run_calls(chosen, setting, plan)
+            await asyncio.sleep(0.5)  # the last batch of spans
+            spans = await otlp.spans()
+            scrapes = await scraper.successful_scrapes()
+        pod = await run_pod(pods, scenarios, setting, otlp, args.nginx)
     finally:
         scraper.stop()
         otlp.stop()
         upstream.stop()
     elapsed = time.monotonic() - started
-    summaries = [summarize(measurements, c.name) for c in chosen]
-    print_report(args, plan, cores, summaries, spans, scrapes, scraper.name, elapsed)
+    summaries = [summarize(measurements, c.name) for c in chosen] if measurements else []
+    telemetry = (spans, scrapes, scraper.name)
+    print_report(args, plan, cores, summaries, telemetry, pod, elapsed)
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -208,7 +263,9 @@ async def run(args: argparse.Namespace) -> int:
                     "measurements": [asdict(m) for m in measurements],
                     "spans_received": spans,
                     "successful_scrapes": scrapes,
-                    "verdicts": [asdict(v) for v in verdicts(summaries)],
+                    "verdicts": [asdict(v) for v in verdicts(summaries)] if summaries else [],
+                    "pod": asdict(pod),
+                    "pod_verdicts": [asdict(v) for v in pod_verdicts(pod)],
                 },
                 indent=1,
             )
@@ -225,80 +282,48 @@ def print_report(
     plan: Plan,
     cores: Cores,
     summaries: list[Summary],
-    spans: int,
-    scrapes: int,
-    scraper: str,
+    telemetry: tuple[int, int, str],
+    pod: PodResults,
     elapsed: float,
 ) -> None:
-    """The caption, the tables, the telemetry check and the verdicts."""
+    """The caption, the tables, the telemetry check and the verdicts; then issue #23's."""
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     today = datetime.date.today().isoformat()
     tool = "wrk -t1 -c64" if loads.wrk_available() else "asyncio closed loop (wrk missing)"
+    machine = f"Machine: {machine_line(cores)}. Source: {source_version()}."
     print(f"### model-sidecar benchmark, {today}")
-    print(
-        f"`{command.strip()}` — {args.mode} mode, {plan.repetitions} repetition(s), "
-        f"medians shown, {elapsed:.0f} s"
-    )
-    print(f"Machine: {machine_line(cores)}. Source: {source_version()}.")
-    print(
-        f"Upstream: {UPSTREAMS[args.upstream]}; "
-        f"closed loop: {tool}, {plan.closed_seconds} s; open loop: asyncio generator, "
-        f"{plan.open_seconds} s per rate; streams: 20 chunks {plan.chunk_interval_ms} ms apart."
-    )
-    print()
-    print(tables(summaries))
-    print()
-    print(
-        f"Full telemetry during the run: {spans} spans received over OTLP, "
-        f"{scrapes} successful scrapes of /metrics ({scraper})."
-    )
-    print()
-    print(verdict_lines(verdicts(summaries)))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of `python -m bench`."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="short loads, 3 repetitions (under 2 minutes)",
-    )
-    mode.add_argument(
-        "--smoke",
-        dest="mode",
-        action="store_const",
-        const="smoke",
-        help="a few seconds, 1 repetition: checks that everything runs (CI)",
-    )
-    parser.set_defaults(mode="full")
-    parser.add_argument("--nginx", action="store_true", help="add nginx (Debian package)")
-    parser.add_argument(
-        "--litellm",
-        action="store_true",
-        help="add LiteLLM proxy (installed into its own venv on first use)",
-    )
-    parser.add_argument("--litellm-venv", help="where LiteLLM's venv lives")
-    parser.add_argument(
-        "--upstream",
-        choices=("tiny", "simulator"),
-        default="tiny",
-        help="bench/upstream.py (default) or the simulated provider, fastest mode",
-    )
-    parser.add_argument(
-        "--scraper",
-        choices=("auto", "prometheus", "loop"),
-        default="auto",
-        help="who scrapes the full-telemetry sidecar (auto: Prometheus if installed)",
-    )
-    parser.add_argument("--rates", help="open-loop rates, comma-separated (default 100,300)")
-    parser.add_argument("--repetitions", type=int, help="override the mode's repetitions")
-    parser.add_argument("--json", help="also write every measurement to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    return parser
+    repetitions = f"{plan.repetitions} repetition(s), medians shown, " if summaries else ""
+    print(f"`{command.strip()}` — {args.mode} mode, {repetitions}{elapsed:.0f} s")
+    print(machine)
+    if summaries:
+        spans, scrapes, scraper = telemetry
+        print(
+            f"Upstream: {UPSTREAMS[args.upstream]}; "
+            f"closed loop: {tool}, {plan.closed_seconds} s; open loop: asyncio generator, "
+            f"{plan.open_seconds} s per rate; streams: 20 chunks {plan.chunk_interval_ms} ms "
+            "apart."
+        )
+        print()
+        print(tables(summaries))
+        print()
+        print(
+            f"Full telemetry during the run: {spans} spans received over OTLP, "
+            f"{scrapes} successful scrapes of /metrics ({scraper})."
+        )
+        print()
+        print(verdict_lines(verdicts(summaries)))
+        print()
+    if pod.startup or pod.footprints or pod.held:
+        caption = (
+            "One run per scenario (start-up: median of several). Upstream: bench/upstream.py; "
+            f"sidecar-full exports spans to bench/otlp_sink.py and is scraped ({telemetry[2]})."
+        )
+        print(pod_report(pod, caption))
+        print("```")
+        print(verdict_lines(pod_verdicts(pod)))
+        for line in warnings(pod):
+            print(line)
+        print("```")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,8 @@
 A raw asyncio protocol on uvloop, so that the upstream is never what limits a contender:
 `python -m bench.upstream --listen 127.0.0.1:0` prints `listening on http://HOST:PORT`.
 Every POST gets a chat completion (12 input, 20 output tokens, with logprobs when the body
-asks for them); a body with `"stream": true` gets an SSE stream of 20 content chunks sent
-`--chunk-interval-ms` apart, then the finish chunk, the usage chunk when
+asks for them); a body with `"stream": true` gets an SSE stream of `--chunks` (default 20)
+content chunks sent `--chunk-interval-ms` apart, then the finish chunk, the usage chunk when
 `stream_options.include_usage` was asked for, and `[DONE]`.
 """
 
@@ -52,8 +52,10 @@ def completion_body(logprobs: bool) -> bytes:
     )
 
 
-def stream_events(logprobs: bool, include_usage: bool) -> list[bytes]:
+def stream_events(logprobs: bool, include_usage: bool, chunks: int = CHUNKS) -> list[bytes]:
     """The SSE events of one stream: one per content chunk, then the tail in one piece."""
+    tokens = [f" word{index}" for index in range(chunks)]
+    usage_numbers = {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks}
     usage_null = {"usage": None} if include_usage else {}
 
     def event(delta: dict[str, object], finish: str | None, token: str | None) -> bytes:
@@ -73,8 +75,8 @@ def stream_events(logprobs: bool, include_usage: bool) -> list[bytes]:
         }
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    events = [event({"role": "assistant", "content": TOKENS[0]}, None, TOKENS[0])]
-    events += [event({"content": token}, None, token) for token in TOKENS[1:]]
+    events = [event({"role": "assistant", "content": tokens[0]}, None, tokens[0])]
+    events += [event({"content": token}, None, token) for token in tokens[1:]]
     tail = event({}, "stop", None)
     if include_usage:
         usage = {
@@ -83,7 +85,7 @@ def stream_events(logprobs: bool, include_usage: bool) -> list[bytes]:
             "created": 1_700_000_000,
             "model": MODEL,
             "choices": [],
-            "usage": USAGE,
+            "usage": usage_numbers,
         }
         tail += b"data: " + orjson.dumps(usage) + b"\n\n"
     events.append(tail + b"data: [DONE]\n\n")
@@ -97,7 +99,7 @@ def _http_chunk(data: bytes) -> bytes:
 class Replies:
     """Every reply, encoded once at start-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, chunks: int = CHUNKS) -> None:
         self.whole: dict[bool, bytes] = {}
         for logprobs in (False, True):
             body = completion_body(logprobs)
@@ -106,7 +108,7 @@ class Replies:
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
         self.streams = {
-            (logprobs, usage): [_http_chunk(e) for e in stream_events(logprobs, usage)]
+            (logprobs, usage): [_http_chunk(e) for e in stream_events(logprobs, usage, chunks)]
             for logprobs in (False, True)
             for usage in (False, True)
         }
@@ -175,11 +177,13 @@ class UpstreamProtocol(asyncio.Protocol):
         self._serve()
 
 
-async def serve(host: str, port: int, interval: float) -> None:
+async def serve(host: str, port: int, interval: float, chunks: int = CHUNKS) -> None:
     """Serve until cancelled, after printing the bound URL."""
-    replies = Replies()
+    replies = Replies(chunks)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: UpstreamProtocol(replies, interval), host, port)
+    server = await loop.create_server(
+        lambda: UpstreamProtocol(replies, interval), host, port, backlog=4096
+    )
     bound = server.sockets[0].getsockname()
     print(f"listening on http://{bound[0]}:{bound[1]}", flush=True)
     async with server:
@@ -191,11 +195,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--chunk-interval-ms", type=float, default=5.0)
+    parser.add_argument("--chunks", type=int, default=CHUNKS, help="content chunks per stream")
     args = parser.parse_args()
+    if args.chunks < 1:
+        parser.error("--chunks must be at least 1")
     host, _, port = args.listen.rpartition(":")
     import uvloop
 
-    uvloop.run(serve(host, int(port), args.chunk_interval_ms / 1000))
+    uvloop.run(serve(host, int(port), args.chunk_interval_ms / 1000, args.chunks))
 
 
 if __name__ == "__main__":
