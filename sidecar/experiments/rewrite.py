@@ -4,6 +4,7 @@ model segment of a Gemini path. Everything else in the request stays as the app 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -15,10 +16,12 @@ from sidecar.record import RequestInfo
 
 @dataclass(frozen=True, slots=True)
 class Rewritten:
-    """A request for another model: its path, body and what the protocol learns from it."""
+    """A request for another model: its path, body (raw and decoded) and what the protocol
+    learns from it."""
 
     path: str
     body: bytes
+    json: Any
     info: RequestInfo
 
 
@@ -28,19 +31,22 @@ def ask_for_model(
     path: str,
     query: str,
     body: bytes,
+    json: Any,
     info: RequestInfo,
     model: str,
 ) -> Rewritten | None:
-    """The request rewritten to ask for `model`, or None when its model cannot be found."""
+    """The request rewritten to ask for `model`, or None when its model cannot be found;
+    `json` is `body` decoded."""
     if info.request_model == model:
-        return Rewritten(path, body, info)
+        return Rewritten(path, body, json, info)
     current, call = gemini_call(path)
     if current is not None and protocol.name == "gemini":
         at = path.rfind("/models/")
         new_path = f"{path[: at + len('/models/')]}{quote(model, safe='')}:{call}"
-        return Rewritten(new_path, body, protocol.classify(method, new_path, query, info.body))
-    payload = info.body
-    if not isinstance(payload, dict) or "model" not in payload:
+        return Rewritten(new_path, body, json, protocol.classify(method, new_path, query, json))
+    if not isinstance(json, dict) or "model" not in json:
         return None
-    changed = {**payload, "model": model}
-    return Rewritten(path, orjson.dumps(changed), protocol.classify(method, path, query, changed))
+    changed = {**json, "model": model}
+    return Rewritten(
+        path, orjson.dumps(changed), changed, protocol.classify(method, path, query, changed)
+    )
