@@ -42,12 +42,13 @@ class StageNeeds:
 
     def __init__(self, stages: Sequence[Stage], always: int = 0) -> None:
         self.always = always
-        self._stages = tuple(stages)
+        # Bound once: looking a method up on each call would allocate it each time.
+        self._hooks = tuple(stage.needs for stage in stages)
 
     def __call__(self, request: RequestInfo, body: Any) -> int:
         needs = self.always
-        for stage in self._stages:
-            needs |= stage.needs(request, body)
+        for hook in self._hooks:
+            needs |= hook(request, body)
         return needs
 
 

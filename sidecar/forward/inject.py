@@ -24,7 +24,11 @@ class Injected:
         return self.usage or self.logprobs
 
 
-NOTHING = Injected()
+# One shared instance per combination: nothing is allocated per call.
+NOTHING, USAGE, LOGPROBS, BOTH = (
+    Injected(usage, logprobs)
+    for usage, logprobs in ((False, False), (True, False), (False, True), (True, True))
+)
 
 
 def inject_fields(
@@ -50,4 +54,6 @@ def inject_fields(
     if not (usage_added or logprobs_added):
         return raw_body, NOTHING
     headers["Accept-Encoding"] = "identity"
-    return raw_body, Injected(usage_added, logprobs_added)
+    if usage_added:
+        return raw_body, BOTH if logprobs_added else USAGE
+    return raw_body, LOGPROBS
