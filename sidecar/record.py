@@ -143,7 +143,6 @@ class CallRecord:
     reasoning_tokens: int | None = None
     provider_error_type: str | None = None
     stream_usage_injected: bool = False
-    response_bytes: int = 0
 
     # Retries and trace context.
     client_retry_count: int = 0

@@ -351,7 +351,6 @@ class Exchange:
                 # Bytes that came with the upstream's head go in the same write as the head.
                 first = response.read_nowait()
                 if first:
-                    record.response_bytes += len(first)
                     parser.feed(first, time.perf_counter())
                     if stream_filter is not None:
                         first = stream_filter.feed(first)
@@ -405,7 +404,6 @@ class Exchange:
                 record.upstream_wait += now - waited
             if not data:
                 break
-            record.response_bytes += len(data)
             parser.feed(data, now)
             out = stream_filter.feed(data) if stream_filter is not None else data
             if out:
@@ -428,7 +426,6 @@ class Exchange:
         """A whole body: parse it, add cost and confidence headers, answer with one write."""
         now = time.perf_counter()
         record.upstream_wait += now - waited
-        record.response_bytes = len(data)
         parser.feed(data, now)
         parser.finish()
         headers = downstream_response_headers(response.headers)

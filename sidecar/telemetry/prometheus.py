@@ -13,16 +13,11 @@ from typing import Any
 
 from sidecar.record import CallRecord
 from sidecar.telemetry.metric_defs import (
-    COMMON_LABELS,
     CONFIDENCE,
     COST,
     COST_UNKNOWN,
-    COUNTER,
     DURATION_BUCKETS,
-    GAUGE,
-    HISTOGRAM,
     IN_FLIGHT,
-    LABELS,
     LOW_CONFIDENCE,
     METRICS,
     OPERATION_DURATION,
@@ -34,22 +29,10 @@ from sidecar.telemetry.metric_defs import (
     TIME_TO_FIRST_CHUNK,
     TOKEN_USAGE,
     TOKENS,
-    MetricDef,
 )
-from sidecar.telemetry.registry import MetricRegistry, register
+from sidecar.telemetry.registry import MetricRegistry
 
-__all__ = [
-    "COMMON_LABELS",
-    "COUNTER",
-    "DURATION_BUCKETS",
-    "GAUGE",
-    "HISTOGRAM",
-    "LABELS",
-    "METRICS",
-    "MetricDef",
-    "PrometheusSink",
-    "register",
-]
+__all__ = ["DURATION_BUCKETS", "METRICS", "PrometheusSink"]
 
 # Cached per-label-set children; past this many label sets the oldest is forgotten
 # (its series stay in the registry, only the shortcut to them goes).
