@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sidecar.experiments.assignment import Arm
 from sidecar.experiments.limits import ArmLimiter
-from sidecar.experiments.rewrite import Rewritten
-from sidecar.forward.routing import Route
-from sidecar.record import RequestInfo
+from sidecar.forward.exchange import Outbound
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowCopy:
-    """One shadow copy of a call: its arm, the limiter it holds a place in, where it goes
-    and what it asks."""
+    """One shadow copy of a call: its arm, the limiter it holds a place in, what it sends."""
 
     arm: Arm
     limiter: ArmLimiter
-    route: Route
-    request: Rewritten
+    outbound: Outbound
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a call goes and what it asks (the app's request, or an arm's rewrite of it), its
-    arm's labels, what the experiments need of it (`NEED_*` flags) and its shadow copies."""
+    """What goes upstream (the app's request, or an arm's rewrite of it), the arm's labels,
+    what the experiments need of the call (`NEED_*` flags) and its shadow copies."""
 
-    route: Route
-    body: bytes
-    json: Any
-    request: RequestInfo
+    outbound: Outbound
     experiment: str = ""
     variant: str = ""
     pair_id: str = ""

@@ -26,6 +26,7 @@ from sidecar.experiments.limits import ArmLimiter
 from sidecar.experiments.metrics import ExperimentMetrics
 from sidecar.experiments.rewrite import ask_for_model
 from sidecar.experiments.shadow import PairBook
+from sidecar.forward.exchange import Outbound
 from sidecar.forward.routing import Route, Upstream
 from sidecar.record import (
     CLIENT_CANCELLED,
@@ -106,34 +107,35 @@ class Experiments:
     # On the call path -----------------------------------------------------------------
 
     def assign(
-        self,
-        request_id: str,
-        method: str,
-        route: Route,
-        query: str,
-        body: bytes,
-        json: Any,
-        request: RequestInfo,
-        headers: Mapping[str, str],
+        self, request_id: str, outbound: Outbound, headers: Mapping[str, str]
     ) -> Decision | None:
         """Assign the call to an arm, remember it for feedback, sample it for the audit;
         None when nothing about the call changes."""
         decision = None
+        route = outbound.route
         if self.table.by_name:
-            experiment = self.table.match(request.request_model, route.path, route.upstream.name)
+            model = outbound.info.request_model
+            experiment = self.table.match(model, route.path, route.upstream.name)
             if experiment is not None:
-                decision = self._assign(
-                    experiment, request_id, method, route, query, body, json, request, headers
-                )
+                decision = self._assign(experiment, request_id, outbound, headers)
         if self.feedback is not None:
-            model = (request if decision is None else decision.request).request_model
-            experiment_name = "" if decision is None else decision.experiment
-            variant = "" if decision is None else decision.variant
-            call = CallArm(route.protocol.provider_name, model or "", experiment_name, variant)
+            sent, experiment_name, variant = outbound, "", ""
+            if decision is not None:
+                sent, experiment_name, variant = (
+                    decision.outbound,
+                    decision.experiment,
+                    decision.variant,
+                )
+            call = CallArm(
+                route.protocol.provider_name,
+                sent.info.request_model or "",
+                experiment_name,
+                variant,
+            )
             self.feedback.remember(request_id, call)
         if self.audit is not None and self.audit.sample():
             if decision is None:
-                return Decision(route, body, json, request, needs=_AUDITED)
+                return Decision(outbound, needs=_AUDITED)
             return replace(decision, needs=decision.needs | _AUDITED)
         return decision
 
@@ -141,26 +143,16 @@ class Experiments:
         self,
         experiment: Experiment,
         request_id: str,
-        method: str,
-        route: Route,
-        query: str,
-        body: bytes,
-        json: Any,
-        request: RequestInfo,
+        outbound: Outbound,
         headers: Mapping[str, str],
     ) -> Decision:
         position = experiment.position(headers, self._rng)
         if experiment.shadow:
-            copies = self._shadow_copies(
-                experiment, position, method, route, query, body, json, request
-            )
+            copies = self._shadow_copies(experiment, position, outbound)
             if not copies:
-                return Decision(route, body, json, request, experiment.name, CONTROL)
+                return Decision(outbound, experiment.name, CONTROL)
             return Decision(
-                route,
-                body,
-                json,
-                request,
+                outbound,
                 experiment.name,
                 CONTROL,
                 pair_id=request_id,
@@ -168,22 +160,13 @@ class Experiments:
                 shadows=copies,
             )
         arm = experiment.choose(position)
-        target = self._target(route, arm)
+        target = self._target(outbound.route, arm)
         rewritten = None
         if target is not None and not arm.is_control:
-            rewritten = ask_for_model(
-                route.protocol, method, route.path, query, body, json, request, arm.model
-            )
-        if target is None or rewritten is None:
-            return Decision(route, body, json, request, experiment.name, CONTROL)
-        return Decision(
-            Route(target.upstream, route.protocol, rewritten.path),
-            rewritten.body,
-            rewritten.json,
-            rewritten.info,
-            experiment.name,
-            arm.variant,
-        )
+            rewritten = ask_for_model(outbound, target, arm.model)
+        if rewritten is None:
+            return Decision(outbound, experiment.name, CONTROL)
+        return Decision(rewritten, experiment.name, arm.variant)
 
     def _target(self, route: Route, arm: Arm) -> Route | None:
         """Where an arm's calls go: the routed upstream or the arm's own (same protocol)."""
@@ -195,25 +178,15 @@ class Experiments:
         return Route(upstream, route.protocol, route.path)
 
     def _shadow_copies(
-        self,
-        experiment: Experiment,
-        position: float,
-        method: str,
-        route: Route,
-        query: str,
-        body: bytes,
-        json: Any,
-        request: RequestInfo,
+        self, experiment: Experiment, position: float, outbound: Outbound
     ) -> tuple[ShadowCopy, ...]:
         """The shadow copies this call gets: each candidate it falls in whose limiter has room."""
         copies = []
         for arm in experiment.shadows(position):
-            target = self._target(route, arm)
+            target = self._target(outbound.route, arm)
             if target is None:
                 continue
-            rewritten = ask_for_model(
-                route.protocol, method, route.path, query, body, json, request, arm.model
-            )
+            rewritten = ask_for_model(outbound, target, arm.model)
             if rewritten is None:
                 continue
             limiter = self._limiter(experiment, arm)
@@ -221,8 +194,7 @@ class Experiments:
             if refused is not None:
                 self.metrics.shadow_skipped(experiment.name, arm.variant, refused)
                 continue
-            shadow_route = Route(target.upstream, target.protocol, rewritten.path)
-            copies.append(ShadowCopy(arm, limiter, shadow_route, rewritten))
+            copies.append(ShadowCopy(arm, limiter, rewritten))
         return tuple(copies)
 
     def _limiter(self, experiment: Experiment, arm: Arm) -> ArmLimiter:

@@ -54,7 +54,7 @@ class ShadowRunner:
         """Start the decision's shadow copies (each holds a place in its arm's limiter)."""
         pools = self._routing.current.pools
         for copy in decision.shadows:
-            pool = pools.get(copy.route.upstream.name)
+            pool = pools.get(copy.outbound.route.upstream.name)
             if pool is None:  # a reload removed the upstream since the decision
                 copy.limiter.release()
                 continue
@@ -90,18 +90,10 @@ class ShadowRunner:
         pool: UpstreamPool,
     ) -> None:
         try:
-            request = copy.request
-            needs = (self._needs(request.info, request.json) | _SHADOW_NEEDS) & ~_NEVER_FOR_SHADOWS
-            call = Call.prepare(
-                control.method,
-                copy.route,
-                control.query,
-                headers,
-                request.body,
-                request.json,
-                request.info,
-                options_for(needs),
-            )
+            outbound = copy.outbound
+            needs = self._needs(outbound.info, outbound.json)
+            options = options_for((needs | _SHADOW_NEEDS) & ~_NEVER_FOR_SHADOWS)
+            call = Call.prepare(outbound, headers, options)
             parent = None
             if primary.trace_id is not None and primary.span_id is not None:
                 # The shadow's span is a child of the control call's span, in the same trace.

@@ -122,6 +122,20 @@ class Discard:
 DISCARD = Discard()
 
 
+class Outbound(NamedTuple):
+    """A request as it is to go upstream, before the sidecar adds anything: the app's own, or
+    an experiment arm's rewrite of it."""
+
+    method: str
+    route: Route
+    query: str
+    body: bytes
+    # `body` decoded as JSON (None when it is not JSON).
+    json: Any
+    # What the route's protocol learnt of the request.
+    info: RequestInfo
+
+
 class Call(NamedTuple):
     """One call to forward, as its sender decided it before forwarding: where it goes, what it
     sends (with what the sidecar injected), what the protocol learnt of it, and what the
@@ -141,22 +155,14 @@ class Call(NamedTuple):
     injected: Injected
 
     @classmethod
-    def prepare(
-        cls,
-        method: str,
-        route: Route,
-        query: str,
-        headers: CIMultiDict[str],
-        body: bytes,
-        json: Any,
-        request: RequestInfo,
-        options: CallOptions,
-    ) -> Call:
-        """The call with what `options` ask for injected into its body and headers."""
-        sent, injected = inject_fields(route.protocol, request, json, body, options, headers)
+    def prepare(cls, outbound: Outbound, headers: CIMultiDict[str], options: CallOptions) -> Call:
+        """The call of `outbound`, with what `options` ask for injected into its body and
+        `headers`."""
+        method, route, query, body, json, info = outbound
+        sent, injected = inject_fields(route.protocol, info, json, body, options, headers)
         if injected.logprobs:
-            request = replace(request, logprobs=True)
-        return cls(method, route, query, headers, sent, json, request, options, injected)
+            info = replace(info, logprobs=True)
+        return cls(method, route, query, headers, sent, json, info, options, injected)
 
 
 def failure_outcome(error: BaseException, response_began: bool) -> str:

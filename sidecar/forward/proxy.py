@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from multidict import CIMultiDict
 
-from sidecar.forward.exchange import JSON_CONTENT_TYPE, Call, Exchange
+from sidecar.forward.exchange import JSON_CONTENT_TYPE, Call, Exchange, Outbound
 from sidecar.forward.facts import hash_idempotency_key
 from sidecar.forward.headers import int_header, upstream_request_headers
 from sidecar.forward.inject import NOTHING
@@ -54,15 +54,7 @@ class Assigner(Protocol):
     """What the proxy asks of experiments on the call path."""
 
     def assign(
-        self,
-        request_id: str,
-        method: str,
-        route: Route,
-        query: str,
-        body: bytes,
-        json: Any,
-        request: RequestInfo,
-        headers: Mapping[str, str],
+        self, request_id: str, outbound: Outbound, headers: Mapping[str, str]
     ) -> Decision | None:
         """The call's arm (maybe another route and body) and what it needs; None: no change."""
 
@@ -187,19 +179,18 @@ class Proxy:
         body = request.body
         json = parse_json_body(body)
         info = route.protocol.classify(method, route.path, query, json)
+        outbound = Outbound(method, route, query, body, json, info)
         headers = upstream_request_headers(request.headers, self._encodings)
         idempotency_key = headers.get("Idempotency-Key")
-        decision = self._assigner.assign(
-            request_id, method, route, query, body, json, info, request.headers
-        )
+        decision = self._assigner.assign(request_id, outbound, request.headers)
         experiment = variant = pair_id = ""
         needs = 0
         if decision is not None:
-            route, body, json, info = decision.route, decision.body, decision.json, decision.request
+            outbound = decision.outbound
             experiment, variant, pair_id = decision.experiment, decision.variant, decision.pair_id
             needs = decision.needs
-        options = options_for(self._needs(info, json) | needs)
-        call = Call.prepare(method, route, query, headers, body, json, info, options)
+        options = options_for(self._needs(outbound.info, outbound.json) | needs)
+        call = Call.prepare(outbound, headers, options)
         record = self._exchange.open(
             call,
             received,
@@ -213,5 +204,5 @@ class Proxy:
         )
         if decision is not None and decision.shadows:
             self._shadows.launch(decision, call, record)
-        pool = routing.pools[route.upstream.name]
+        pool = routing.pools[call.route.upstream.name]
         await self._exchange.run(call, record, responder, pool, routing.retry_policy)
