@@ -114,7 +114,7 @@ class CallRecord:
     request: RequestInfo = field(default_factory=RequestInfo)
     options: CallOptions = NO_OPTIONS
     # The decoded request body, kept only when a stage or content capture needs it
-    # (`options.keep_request_body`) and the body is within the kept-body budget.
+    # (`options.keep_request_body`) and it is within MAX_KEPT_BODY_BYTES (forward/facts.py).
     request_body: Any = None
     # A hash of the request (where it went and its canonical body), for repeatability.
     request_fingerprint: bytes | None = None

@@ -286,9 +286,9 @@ class Exchange:
             server_port=upstream.port,
             request=call.request,
             options=options,
-            request_body=kept_body(call.json, len(call.body))
-            if options.keep_request_body
-            else None,
+            request_body=(
+                kept_body(call.json, len(call.body)) if options.keep_request_body else None
+            ),
             request_fingerprint=(
                 request_fingerprint(upstream.name, call.method, route.path, call.json)
                 if options.fingerprint
@@ -325,72 +325,74 @@ class Exchange:
         target = call.route.upstream.target_for(call.route.path, call.query)
         protocol = call.route.upstream.protocol
         try:
-            response = await _send(
-                pool, call.method, target, call.headers, call.body, record, retry
-            )
-            record.upstream_headers = time.perf_counter()
-            record.http_status = response.status
-            if response.status >= 400:
-                record.outcome = UPSTREAM_ERROR
-            up_headers = response.headers
-            content_type = up_headers.get("Content-Type", "")
-            parser = protocol.response_parser(
-                record, content_type, up_headers.get("Content-Encoding", "")
-            )
-            if self._confidence_header is not None:
-                record.reported_confidence = up_headers.get(self._confidence_header)
-            injected = call.injected
-            length = response.content_length
-            if content_type.startswith("text/event-stream"):
-                if injected.any:
-                    stream_filter = protocol.stream_filter(
-                        usage=injected.usage, logprobs=injected.logprobs
-                    )
-            elif injected.logprobs or (length is not None and length <= SMALL_BODY_BYTES):
-                # A small body (or one carrying logprobs the sidecar must remove) is read
-                # whole and answered with its cost and confidence headers.
-                waiting_since = time.perf_counter()
-                whole = await response.read()
-            if whole is None:
-                headers = downstream_response_headers(up_headers)
-                headers[REQUEST_ID_HEADER] = record.request_id
-                # Bytes that came with the upstream's head go in the same write as the head.
-                first = response.read_nowait()
-                if first:
-                    parser.feed(first, time.perf_counter())
-                    if stream_filter is not None:
-                        first = stream_filter.feed(first)
-                downstream.start(
-                    response.status,
-                    response.reason,
-                    headers.items(),
-                    length if stream_filter is None else None,
-                    first,
+            try:
+                response = await _send(
+                    pool, call.method, target, call.headers, call.body, record, retry
                 )
-                relaying = True
-                await self._relay_stream(downstream, response, record, parser, stream_filter)
-        except (*_UPSTREAM_ERRORS, asyncio.CancelledError) as error:
-            if waiting_since is not None:
-                record.upstream_wait += time.perf_counter() - waiting_since
-            self._fail(call, record, downstream, response, parser, relaying, error)
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            return
+                record.upstream_headers = time.perf_counter()
+                record.http_status = response.status
+                if response.status >= 400:
+                    record.outcome = UPSTREAM_ERROR
+                up_headers = response.headers
+                content_type = up_headers.get("Content-Type", "")
+                parser = protocol.response_parser(
+                    record, content_type, up_headers.get("Content-Encoding", "")
+                )
+                if self._confidence_header is not None:
+                    record.reported_confidence = up_headers.get(self._confidence_header)
+                injected = call.injected
+                length = response.content_length
+                if content_type.startswith("text/event-stream"):
+                    if injected.any:
+                        stream_filter = protocol.stream_filter(
+                            usage=injected.usage, logprobs=injected.logprobs
+                        )
+                elif injected.logprobs or (length is not None and length <= SMALL_BODY_BYTES):
+                    # A small body (or one carrying logprobs the sidecar must remove) is read
+                    # whole and answered with its cost and confidence headers.
+                    waiting_since = time.perf_counter()
+                    whole = await response.read()
+                if whole is None:
+                    headers = downstream_response_headers(up_headers)
+                    headers[REQUEST_ID_HEADER] = record.request_id
+                    # Bytes that came with the upstream's head go in the same write as the head.
+                    first = response.read_nowait()
+                    if first:
+                        parser.feed(first, time.perf_counter())
+                        if stream_filter is not None:
+                            first = stream_filter.feed(first)
+                    downstream.start(
+                        response.status,
+                        response.reason,
+                        headers.items(),
+                        length if stream_filter is None else None,
+                        first,
+                    )
+                    relaying = True
+                    await self._relay_stream(downstream, response, record, parser, stream_filter)
+            except (*_UPSTREAM_ERRORS, asyncio.CancelledError) as error:
+                if waiting_since is not None:
+                    record.upstream_wait += time.perf_counter() - waiting_since
+                self._fail(call, record, downstream, response, parser, relaying, error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                return
+            # The connection goes back to its pool only after the response is complete.
+            assert parser is not None and response is not None
+            if whole is not None:
+                assert waiting_since is not None
+                self._send_whole(downstream, response, call, record, parser, whole, waiting_since)
+                return
+            parser.finish()
+            if record.outcome == OK and not parser.complete:
+                record.outcome = STREAM_INTERRUPTED
+            # The record is final once the last upstream bytes were forwarded: SDKs may close
+            # the connection as soon as they have the terminal event.
+            self._finish(record, record.outcome)
+            downstream.end()
         finally:
             if response is not None:
                 response.release()
-        assert parser is not None and response is not None
-        if whole is not None:
-            assert waiting_since is not None
-            self._send_whole(downstream, response, call, record, parser, whole, waiting_since)
-            return
-        parser.finish()
-        if record.outcome == OK and not parser.complete:
-            record.outcome = STREAM_INTERRUPTED
-        # The record is final once the last upstream bytes were forwarded: SDKs may close
-        # the connection as soon as they have the terminal event.
-        self._finish(record, record.outcome)
-        downstream.end()
 
     @staticmethod
     async def _relay_stream(
