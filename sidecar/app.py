@@ -1,4 +1,8 @@
-"""Builds the sidecar: the proxy listener, the admin listener, the pipeline and its sinks."""
+"""The composition root: builds every part of a sidecar once, starts and stops them, and swaps
+in a reloaded config (SIGHUP, or a changed config file).
+
+The order in which a finished call goes through the stages is written here, once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +21,22 @@ from sidecar import __version__
 from sidecar.admin import AdminListener
 from sidecar.config.load import ConfigError
 from sidecar.config.models import SidecarConfig, split_host_port
-from sidecar.config.reload import RELOAD_INTERVAL_SECONDS, RESTART_SECTIONS
-from sidecar.enrich import Enrichment, forget_output
+from sidecar.config.reload import RELOAD_INTERVAL_SECONDS, RESTART_SECTIONS, ReloadHistory
+from sidecar.config.watch import watch_config_file
+from sidecar.enrich import Enrichment, ForgetOutput
+from sidecar.experiments.feedback import FEEDBACK_PATH
 from sidecar.experiments.runtime import Experiments
+from sidecar.experiments.shadow import ShadowRunner
+from sidecar.forward.exchange import Exchange
+from sidecar.forward.live import LiveRouting
 from sidecar.forward.proxy import Proxy
-from sidecar.forward.routing import Router, Upstream, build_upstreams
-from sidecar.http1.client import UpstreamPool
 from sidecar.http1.listener import ProxyServer
-from sidecar.pipeline import Pipeline, Sink
+from sidecar.pipeline import Pipeline, Sink, Stage, StageNeeds
+from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
 from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
+from sidecar.telemetry.registry import MetricRegistry
 from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.app")
@@ -39,21 +48,8 @@ def _bound_url(address: tuple[str, int]) -> str:
     return f"http://{host}:{port}"
 
 
-def _pool(upstream: Upstream, config: SidecarConfig) -> UpstreamPool:
-    """Pooled connections to one upstream, with the configured limits."""
-    limits = config.limits
-    return UpstreamPool(
-        upstream.host,
-        upstream.port,
-        tls=upstream.tls,
-        connect_timeout=limits.connect_timeout_seconds,
-        read_timeout=limits.read_timeout_seconds,
-        max_connections=limits.max_connections_per_upstream,
-    )
-
-
 class Sidecar:
-    """One running sidecar: start it, read its URLs, stop it gracefully."""
+    """One running sidecar: start it, read its URLs, reload it, stop it gracefully."""
 
     def __init__(
         self,
@@ -65,15 +61,19 @@ class Sidecar:
         config_file: str | Path | None = None,
         reload_interval: float = RELOAD_INTERVAL_SECONDS,
     ) -> None:
-        self.config = config
         # Reloads (SIGHUP, and a changed config_file) call config_loader for the new config.
         self.config_loader = config_loader
         self.config_file = Path(config_file) if config_file else None
         self.reload_interval = reload_interval
-        self.reloads: dict[str, Any] = {"count": 0, "last_unix": None, "last_errors": []}
+        self.reloads = ReloadHistory()
         self.environ = os.environ if environ is None else environ
+        # The routing state (config, upstreams, router, pools, retry policy), swapped on reload.
+        self.routing = LiveRouting(config)
+
+        # Telemetry: one registry for every metric, and the sinks that read finished calls.
         self.drops = TelemetryDrops()
-        self.prometheus = PrometheusSink(config.telemetry, self.drops)
+        self.metrics = MetricRegistry(config.telemetry, self.drops)
+        self.prometheus = PrometheusSink(self.metrics)
         self.tracing = build_tracing_sink(config.telemetry, self.environ, self.drops)
         sinks: list[Sink] = [self.prometheus]
         if self.tracing is not None:
@@ -81,38 +81,76 @@ class Sidecar:
         if config.log.access_log:
             sinks.append(AccessLogSink())
         sinks.extend(extra_sinks)
+
+        # The stages, in the order a finished call goes through them: the experiments'
+        # stop-loss, pairs and audit sample read the cost and confidence before them; the
+        # output kept for them is forgotten last unless spans capture content.
+        capture = self.tracing is not None and self.tracing.capture_content
         self.enrichment = Enrichment(config)
-        self.pipeline = Pipeline(
-            sinks, enrichers=self.enrichment.enrichers, queue_size=config.telemetry.queue_size
+        self.experiments = Experiments(config, self.metrics, self.routing.current.upstreams)
+        candidates: tuple[Stage | None, ...] = (
+            self.enrichment.cost,
+            self.enrichment.confidence,
+            self.enrichment.client_retries,
+            self.enrichment.repeatability,
+            self.experiments,
+            None if capture else ForgetOutput(),
         )
-        self.upstreams = build_upstreams(config)
-        self.router = Router(config, self.upstreams)
-        self.pools: dict[str, UpstreamPool] = {}
-        self.experiments = Experiments(
-            config, self.prometheus, self.pipeline, self.upstreams, lambda: self.pools
+        stages = [stage for stage in candidates if stage is not None]
+        # Needed of every call, whatever the stages say: stream usage for the token metrics,
+        # and the content of both sides when spans capture it.
+        always = NEED_STREAM_USAGE if config.telemetry.inject_stream_usage else 0
+        if capture:
+            always |= NEED_OUTPUT | NEED_REQUEST_BODY
+        self.needs = StageNeeds(stages, always)
+        self.pipeline = Pipeline(sinks, stages, queue_size=config.telemetry.queue_size)
+
+        # Forwarding: the exchange (shared by the app's calls and shadow copies), the proxy.
+        enrichment = self.enrichment
+        self.exchange = Exchange(
+            self.pipeline,
+            derived_headers=enrichment.response_headers if enrichment.sends_headers else None,
+            reported_confidence_header=enrichment.reported_confidence_header,
+            tracing=self.tracing is not None,
+            propagate_traceparent=config.telemetry.propagate_traceparent,
         )
-        # Experiment stages read output kept for enrichment: before it is forgotten.
-        stages = self.pipeline.enrichers
-        stages.insert(stages.index(forget_output), self.experiments.observe)
-        self._retired: list[UpstreamPool] = []
-        self._background: set[asyncio.Task[None]] = set()
-        self.proxy: Proxy | None = None
-        self.draining = False
-        self.stopped = False
-        self.started_at = time.monotonic()
-        self._proxy_server: ProxyServer | None = None
+        self.shadows = ShadowRunner(self.exchange, self.routing, self.needs)
+        self.proxy = Proxy(
+            self.routing,
+            self.exchange,
+            self.needs,
+            self.experiments,
+            self.shadows,
+            {FEEDBACK_PATH: self.experiments.feedback_reply},
+        )
+        limits = config.limits
+        self._proxy_server = ProxyServer(
+            self.proxy.handle,
+            max_body_bytes=limits.max_request_body_bytes,
+            client_timeout=limits.client_read_timeout_seconds,
+        )
         self.admin = AdminListener(
-            metrics=self.prometheus.render,
+            metrics=self.metrics.render,
             draining=lambda: self.draining,
             status=self.status,
             experiments=self.experiments,
         )
+        self._background: set[asyncio.Task[None]] = set()
+        self.draining = False
+        self.stopped = False
+        self.started_at = time.monotonic()
+
+    @property
+    def config(self) -> SidecarConfig:
+        """The config calls start with now."""
+        return self.routing.current.config
 
     @property
     def proxy_url(self) -> str:
         """The base URL apps point their SDKs at (without /v1)."""
-        assert self._proxy_server is not None, "Sidecar.start() has not run"
-        return _bound_url(self._proxy_server.addresses[0])
+        addresses = self._proxy_server.addresses
+        assert addresses, "Sidecar.start() has not run"
+        return _bound_url(addresses[0])
 
     @property
     def admin_url(self) -> str:
@@ -122,32 +160,12 @@ class Sidecar:
         return _bound_url(addresses[0])
 
     async def start(self) -> None:
-        """Open upstream pools and bind both listeners."""
-        self.pools = {
-            name: _pool(upstream, self.config) for name, upstream in self.upstreams.items()
-        }
+        """Bind both listeners; with a config loader, reload on SIGHUP and on file changes."""
         self.pipeline.start()
-        tracing = self.tracing is not None
-        self.proxy = Proxy(
-            self.config,
-            self.router,
-            self.pools,
-            self.pipeline,
-            tracing=tracing,
-            capture_content=bool(self.tracing and self.tracing.capture_content),
-            enrichment=self.enrichment,
-            experiments=self.experiments,
-        )
-        limits = self.config.limits
-        self._proxy_server = ProxyServer(
-            self.proxy.handle,
-            max_body_bytes=limits.max_request_body_bytes,
-            client_timeout=limits.client_read_timeout_seconds,
-        )
-        host, port = split_host_port(self.config.listen)
+        config = self.config
+        host, port = split_host_port(config.listen)
         await self._proxy_server.start(host, port)
-
-        host, port = split_host_port(self.config.admin_listen)
+        host, port = split_host_port(config.admin_listen)
         await self.admin.start(host, port)
         log.info(
             "listening",
@@ -158,9 +176,11 @@ class Sidecar:
                 # Only the main thread's loop can take signals.
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_now)
             if self.config_file is not None:
-                self._spawn(self._watch_config_file())
+                self._spawn(
+                    watch_config_file(self.config_file, self.reload_interval, self.reload_now)
+                )
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -174,7 +194,7 @@ class Sidecar:
         try:
             config = self.config_loader()
         except ConfigError as exc:
-            self.reloads["last_errors"] = exc.errors
+            self.reloads.rejected(exc.errors)
             log.error(
                 "config reload rejected: the old config keeps serving (%d error(s))",
                 len(exc.errors),
@@ -189,8 +209,9 @@ class Sidecar:
     def reload(self, config: SidecarConfig) -> None:
         """Swap in a validated config at once: routes, pools of changed upstreams, limits,
         retries, experiments, feedback and audit. Calls under way finish on the old one."""
+        current = self.config
         ignored = [
-            name for name in RESTART_SECTIONS if getattr(config, name) != getattr(self.config, name)
+            name for name in RESTART_SECTIONS if getattr(config, name) != getattr(current, name)
         ]
         if ignored:
             log.warning(
@@ -198,74 +219,19 @@ class Sidecar:
                 ", ".join(ignored),
                 extra={"sections": ignored},
             )
-            config = config.model_copy(
-                update={name: getattr(self.config, name) for name in ignored}
-            )
-        old_limits, new_limits = self.config.limits, config.limits
-        new_pools = (
-            old_limits.connect_timeout_seconds,
-            old_limits.read_timeout_seconds,
-            old_limits.max_connections_per_upstream,
-        ) != (
-            new_limits.connect_timeout_seconds,
-            new_limits.read_timeout_seconds,
-            new_limits.max_connections_per_upstream,
+            config = config.model_copy(update={name: getattr(current, name) for name in ignored})
+        retired = self.routing.swap(config)
+        limits = config.limits
+        self._proxy_server.set_limits(
+            max_body_bytes=limits.max_request_body_bytes,
+            client_timeout=limits.client_read_timeout_seconds,
         )
-        upstreams = build_upstreams(config)
-        pools: dict[str, UpstreamPool] = {}
-        for name, upstream in upstreams.items():
-            old = self.upstreams.get(name)
-            kept = self.pools.get(name)
-            if (
-                kept is not None
-                and not new_pools
-                and old is not None
-                and old.base_url == upstream.base_url
-            ):
-                pools[name] = kept
-            else:
-                pools[name] = _pool(upstream, config)
-        kept_ids = {id(pool) for pool in pools.values()}
-        self._retired.extend(p for p in self.pools.values() if id(p) not in kept_ids)
-        self.config, self.upstreams = config, upstreams
-        self.router = Router(config, upstreams)
-        self.pools = pools
-        if self.proxy is not None:
-            self.proxy.reconfigure(config, self.router, pools)
-        if self._proxy_server is not None:
-            self._proxy_server.set_limits(
-                max_body_bytes=new_limits.max_request_body_bytes,
-                client_timeout=new_limits.client_read_timeout_seconds,
-            )
         self.enrichment.client_retries.reconfigure(config.retries)
-        self.experiments.reconfigure(config, upstreams)
-        self.reloads["count"] += 1
-        self.reloads["last_unix"] = time.time()
-        self.reloads["last_errors"] = []
+        self.experiments.reconfigure(config, self.routing.current.upstreams)
+        self.reloads.applied()
         log.info("config reloaded", extra={"experiments": [e.name for e in config.experiments]})
-        if self._retired:
-            self._spawn(self._close_retired_pools())
-
-    async def _close_retired_pools(self) -> None:
-        """Close pools a reload replaced once no call can still use them."""
-        deadline = time.monotonic() + self.config.limits.read_timeout_seconds
-        retired, self._retired = self._retired, []
-        while self.proxy is not None and self.proxy.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-        for pool in retired:
-            await pool.close()
-
-    async def _watch_config_file(self) -> None:
-        """Reload when the config file changes (Kubernetes swaps a ConfigMap's symlink)."""
-        assert self.config_file is not None
-        last = _file_signature(self.config_file)
-        while True:
-            await asyncio.sleep(self.reload_interval)
-            current = _file_signature(self.config_file)
-            if current != last and current is not None:
-                last = current
-                log.info("config file changed", extra={"path": str(self.config_file)})
-                self.reload_now()
+        if retired:
+            self._spawn(self.routing.close_retired(lambda: self.proxy.in_flight))
 
     def status(self) -> dict[str, Any]:
         """What /status shows: read-only, no credentials."""
@@ -273,7 +239,7 @@ class Sidecar:
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "draining": self.draining,
-            "in_flight": self.proxy.in_flight if self.proxy else 0,
+            "in_flight": self.proxy.in_flight,
             "asyncio_tasks": len(asyncio.all_tasks()),
             "gc_frozen_objects": gc.get_freeze_count(),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
@@ -284,12 +250,12 @@ class Sidecar:
                     "protocol": upstream.protocol.name,
                     "path_prefix": upstream.path_prefix,
                 }
-                for name, upstream in self.upstreams.items()
+                for name, upstream in self.routing.current.upstreams.items()
             },
             "experiments": self.experiments.status(),
-            "shadow_in_flight": self.experiments.shadows.in_flight,
+            "shadow_in_flight": self.shadows.in_flight,
             "feedback_ids": len(self.experiments.feedback or ()),
-            "config_reloads": self.reloads,
+            "config_reloads": self.reloads.snapshot(),
         }
 
     async def stop(self) -> None:
@@ -298,27 +264,17 @@ class Sidecar:
             return
         self.stopped = True
         self.draining = True
-        if self._proxy_server is not None:
-            cut_off = await self._proxy_server.shutdown(self.config.limits.shutdown_grace_seconds)
-            if cut_off:
-                log.warning("shutdown grace ran out", extra={"in_flight": cut_off})
+        cut_off = await self._proxy_server.shutdown(self.config.limits.shutdown_grace_seconds)
+        if cut_off:
+            log.warning("shutdown grace ran out", extra={"in_flight": cut_off})
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.experiments.close()
-        for pool in [*self.pools.values(), *self._retired]:
-            await pool.close()
+        await self.shadows.close()
+        self.experiments.close()
+        await self.routing.close()
         await self.pipeline.close()
         await self.admin.stop()
-
-
-def _file_signature(path: Path) -> tuple[int, int, int] | None:
-    """(inode, size, mtime) of a file, following symlinks; None when it cannot be read."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns

@@ -1,4 +1,7 @@
-"""Hands each finished CallRecord to the enrich stages and then to every sink, off the call path."""
+"""The stages a finished call goes through, in their declared order, then every sink; off the
+call path. Before a call is forwarded, `StageNeeds` asks the same stages what they will need
+of it (see `sidecar.record.CallOptions`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,47 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from sidecar.record import CallRecord
+from sidecar.record import CallRecord, RequestInfo
 
 log = logging.getLogger("sidecar.pipeline")
 
-Enricher = Callable[[CallRecord], None]
+# What the stages need of a call before it is forwarded: `NEED_*` flags from its request
+# info and its decoded body (`StageNeeds` is one).
+Needs = Callable[[RequestInfo, Any], int]
 
 # Records processed per event-loop iteration before the forwarding path gets its turn.
 DRAIN_BATCH = 64
+
+
+class Stage(Protocol):
+    """One step after a call: it declares what it needs of a call before it is forwarded,
+    then adds its derived values to the finished record. It must not raise into the proxy."""
+
+    name: str
+
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """`NEED_*` flags for this call (`body` is the decoded request body); 0: nothing."""
+
+    def __call__(self, record: CallRecord) -> None:
+        """Add this stage's derived values to a finished record (runs off the call path)."""
+
+
+class StageNeeds:
+    """What every stage needs of one call, plus what is always needed (`always`: content
+    capture, stream usage), combined into one int on the call path."""
+
+    def __init__(self, stages: Sequence[Stage], always: int = 0) -> None:
+        self.always = always
+        # Bound once: looking a method up on each call would allocate it each time.
+        self._hooks = tuple(stage.needs for stage in stages)
+
+    def __call__(self, request: RequestInfo, body: Any) -> int:
+        needs = self.always
+        for hook in self._hooks:
+            needs |= hook(request, body)
+        return needs
 
 
 class Sink(Protocol):
@@ -37,16 +71,16 @@ class Sink(Protocol):
 
 
 class Pipeline:
-    """A bounded queue of finished calls, drained on the event loop: enrichers, then sinks."""
+    """A bounded queue of finished calls, drained on the event loop: the stages, then sinks."""
 
     def __init__(
         self,
         sinks: Sequence[Sink],
-        enrichers: Sequence[Enricher] = (),
+        stages: Sequence[Callable[[CallRecord], None]] = (),
         queue_size: int = 10000,
     ) -> None:
-        self.sinks = list(sinks)
-        self.enrichers = list(enrichers)
+        self.sinks = tuple(sinks)
+        self.stages = tuple(stages)
         self.queue_size = queue_size
         self._queue: deque[CallRecord] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,12 +123,12 @@ class Pipeline:
         self._loop.call_soon(self._drain)
 
     def process(self, record: CallRecord) -> None:
-        """Run the enrichers and then every sink on one record; failures stay contained."""
-        for enrich in self.enrichers:
+        """Run the stages in order and then every sink on one record; failures stay contained."""
+        for stage in self.stages:
             try:
-                enrich(record)
+                stage(record)
             except Exception:
-                log.exception("enricher %s failed", getattr(enrich, "__name__", enrich))
+                log.exception("stage %s failed", getattr(stage, "name", stage))
         for sink in self.sinks:
             try:
                 sink.call_finished(record)

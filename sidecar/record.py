@@ -1,4 +1,11 @@
-"""CallRecord: the one structure that every stage after forwarding reads."""
+"""CallRecord: the one structure that every stage after forwarding reads, and CallOptions: what
+the stages asked of a call before it was forwarded.
+
+Data flows one way. Before a call is forwarded, every stage says what it needs of it (the
+`NEED_*` flags, combined with `|` into one frozen `CallOptions`); the exchange and the parser
+then write the record; the stages add their derived values in their declared order; the
+sinks only read. Nothing reads back a field that a later step writes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+# What a stage (or a sink's opt-in) can need of a call, decided before it is forwarded.
+# Plain ints so that combining them on the call path allocates nothing.
+NEED_OUTPUT = 1  # parsers keep the first choice's output text and tool calls
+NEED_REQUEST_BODY = 2  # the decoded request body travels with the record (within a budget)
+NEED_FINGERPRINT = 4  # a hash of the request, for repeatability
+NEED_STREAM_USAGE = 8  # ask a stream to report usage (removed before the app sees it)
+NEED_LOGPROBS = 16  # ask for token logprobs (removed before the app sees them)
+NEED_AUDIT = 32  # the call is in the audit sample
+_ALL_NEEDS = 63
 
 # Outcomes of a call, as they appear in the `outcome` label.
 OK = "ok"
@@ -32,9 +49,41 @@ class RequestInfo:
     # Whether the response carries token log-probabilities (asked by the app, or added
     # by the sidecar with confidence.request_logprobs); parsers read them only then.
     logprobs: bool = False
-    # The decoded JSON body, when it was JSON; later stages (content capture,
-    # repeatability) read it. Never logged or exported unless the operator opts in.
-    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What the stages asked of one call before it was forwarded; read, never changed, after.
+
+    Built from `NEED_*` flags by `options_for`, which hands out one shared instance per
+    combination (nothing is allocated per call).
+    """
+
+    keep_output: bool = False
+    keep_request_body: bool = False
+    fingerprint: bool = False
+    stream_usage: bool = False
+    logprobs: bool = False
+    audit: bool = False
+
+
+_OPTIONS = tuple(
+    CallOptions(
+        keep_output=bool(needs & NEED_OUTPUT),
+        keep_request_body=bool(needs & NEED_REQUEST_BODY),
+        fingerprint=bool(needs & NEED_FINGERPRINT),
+        stream_usage=bool(needs & NEED_STREAM_USAGE),
+        logprobs=bool(needs & NEED_LOGPROBS),
+        audit=bool(needs & NEED_AUDIT),
+    )
+    for needs in range(_ALL_NEEDS + 1)
+)
+NO_OPTIONS = _OPTIONS[0]
+
+
+def options_for(needs: int) -> CallOptions:
+    """The options of a call whose stages need `needs` (`NEED_*` flags combined)."""
+    return _OPTIONS[needs & _ALL_NEEDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +98,8 @@ class RetryAttempt:
 
 @dataclass(slots=True)
 class CallRecord:
-    """Everything measured about one call, filled by the proxy and then by enrich/."""
+    """Everything measured about one call: written by the exchange and the response parser,
+    then each stage adds its derived values; sinks only read it."""
 
     # Where the call went.
     upstream: str
@@ -60,8 +110,14 @@ class CallRecord:
     server_address: str
     server_port: int
 
-    # What was asked.
+    # What was asked, and what the stages asked of the call before it was forwarded.
     request: RequestInfo = field(default_factory=RequestInfo)
+    options: CallOptions = NO_OPTIONS
+    # The decoded request body, kept only when a stage or content capture needs it
+    # (`options.keep_request_body`) and it is within MAX_KEPT_BODY_BYTES (forward/facts.py).
+    request_body: Any = None
+    # A hash of the request (where it went and its canonical body), for repeatability.
+    request_fingerprint: bytes | None = None
 
     # Timings: `start_unix_ns` is wall-clock (for spans); the rest are
     # time.perf_counter() seconds, comparable with each other only.
@@ -87,7 +143,6 @@ class CallRecord:
     reasoning_tokens: int | None = None
     provider_error_type: str | None = None
     stream_usage_injected: bool = False
-    response_bytes: int = 0
 
     # Retries and trace context.
     client_retry_count: int = 0
@@ -107,32 +162,26 @@ class CallRecord:
     logprob_sum: float = 0.0
     logprob_count: int = 0
     logprob_min: float = 0.0
-    # A confidence the upstream reported itself (the configured response header).
-    reported_confidence: float | None = None
+    # The configured upstream response header carrying a confidence, as the upstream sent it.
+    reported_confidence: str | None = None
 
-    # Filled by enrich/ and experiments/ (on the call path for non-streaming responses,
-    # which get response headers; the `*_done` flags keep the pipeline from redoing it).
-    cost_done: bool = False
+    # Derived by the stages (enrich/). A whole body's cost and confidence are derived
+    # before the app gets its response headers; the stages then find them known.
     cost_usd: float | None = None
-    confidence_done: bool = False
     confidence: float | None = None
     confidence_min: float | None = None
     low_confidence: bool = False
     repeat_result: str | None = None
     experiment: str = ""
     variant: str = ""
-    # Set by the proxy: the id sent to the app in x-model-sidecar-request-id (feedback).
+    # The id sent to the app in x-model-sidecar-request-id (feedback).
     request_id: str = ""
     # Shared by a shadow call and its control call (both records carry it).
     pair_id: str = ""
-    # Chosen for the audit sample (audit.sample_rate); its output is kept until written.
-    audit: bool = False
-    # Response content, kept only when the operator opted in to content capture, or
-    # briefly (hashed, then dropped) for repeatability and the JSON confidence field:
-    # when `keep_output` is true, parsers join the output text into `output_text` and the
-    # first choice's tool calls (name, arguments) into `output_tool_calls`.
-    capture_content: bool = False
-    output_for_enrichment: bool = False
+    # Response content, kept only when `options.keep_output` (content capture, the JSON
+    # confidence field, repeatability, shadow comparison, the audit sample): parsers join
+    # the output text into `output_text` and the first choice's tool calls (name,
+    # arguments) into `output_tool_calls`.
     output_text: str | None = None
     output_tool_calls: list[str] = field(default_factory=list)
 
@@ -149,11 +198,6 @@ class CallRecord:
                 lowest = value if count == 0 or value < lowest else lowest
                 count += 1
         self.logprob_sum, self.logprob_count, self.logprob_min = total, count, lowest
-
-    @property
-    def keep_output(self) -> bool:
-        """Whether parsers should keep the output text and tool calls of the first choice."""
-        return self.capture_content or self.output_for_enrichment
 
     @property
     def client_retry(self) -> bool:

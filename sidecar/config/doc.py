@@ -26,7 +26,8 @@ from sidecar.tools.docgen import run_doc_command
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 EXAMPLE_HEADING = "## Complete example"
 
-# What a reload does not apply, beyond whole sections (see Sidecar.reload and Enrichment).
+# What a reload does not apply, beyond whole sections (Sidecar.reload in sidecar/app.py,
+# LiveRouting.swap in sidecar/forward/live.py).
 RELOAD_CAVEATS = {
     "limits": "New `connect_timeout_seconds`, `read_timeout_seconds` or "
     "`max_connections_per_upstream` values open new connection pools; calls under way finish "

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from sidecar.config.enrich import ConfidenceConfig
-from sidecar.record import CallRecord
+from sidecar.record import NEED_LOGPROBS, NEED_OUTPUT, CallRecord, RequestInfo
 
 CONFIDENCE_HEADER = "x-model-sidecar-confidence"
 LOW_CONFIDENCE_HEADER = "x-model-sidecar-low-confidence"
@@ -54,22 +54,30 @@ def json_field(text: str | None, path: tuple[str, ...]) -> Any:
 
 
 class ConfidenceEnricher:
-    """Sets `confidence`, `confidence_min` and `low_confidence` from the configured source."""
+    """Stage: sets `confidence`, `confidence_min` and `low_confidence` from the configured
+    source."""
+
+    name = "confidence"
 
     def __init__(self, config: ConfidenceConfig) -> None:
         self.source = config.source
         self.threshold = config.threshold
         self.path = tuple(part for part in config.json_field.split(".") if part)
+        if self.source == "json_field":
+            self._needs = NEED_OUTPUT
+        elif self.source == "logprobs" and config.request_logprobs:
+            self._needs = NEED_LOGPROBS
+        else:
+            self._needs = 0
 
-    @property
-    def needs_output(self) -> bool:
-        """Whether the parsers must keep the output text for this source."""
-        return self.source == "json_field"
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """The output text (json_field), or logprobs asked for (confidence.request_logprobs)."""
+        return self._needs
 
     def __call__(self, record: CallRecord) -> None:
-        if record.confidence_done:
+        # Known already when a whole body got its confidence header (see CostEnricher).
+        if record.confidence is not None:
             return
-        record.confidence_done = True
         if self.source == "logprobs":
             if record.logprob_count == 0:
                 return
@@ -78,7 +86,7 @@ class ConfidenceEnricher:
         elif self.source == "json_field":
             record.confidence = parse_confidence(json_field(record.output_text, self.path))
         else:
-            record.confidence = record.reported_confidence
+            record.confidence = parse_confidence(record.reported_confidence)
         if record.confidence is not None:
             record.low_confidence = record.confidence < self.threshold
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sidecar.config.enrich import CostConfig, ModelPriceOverride
-from sidecar.record import CallRecord
+from sidecar.record import CallRecord, RequestInfo
 
 log = logging.getLogger("sidecar.enrich.cost")
 
@@ -248,16 +248,24 @@ def _library_cost(library_price: Any, usage: TokenUsage) -> Decimal | None:
 
 
 class CostEnricher:
-    """Sets `cost_usd` from the call's usage; warns once per model it cannot price."""
+    """Stage: sets `cost_usd` from the call's usage; warns once per model it cannot price."""
+
+    name = "cost"
 
     def __init__(self, config: CostConfig, book: PriceBook | None = None) -> None:
         self.book = book if book is not None else PriceBook(config.overrides)
         self._warned: set[str] = set()
 
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """Nothing beyond the usage every response parser records."""
+        return 0
+
     def __call__(self, record: CallRecord) -> None:
-        if record.cost_done:
+        # A whole body's cost is derived once, before the app gets its response headers
+        # (the exchange records it with the response); pricing it again here would give
+        # the same value for ~6 µs more. An unknown cost is cheap to look up again.
+        if record.cost_usd is not None:
             return
-        record.cost_done = True
         usage = TokenUsage.of(record)
         if usage is None:
             return

@@ -1,43 +1,31 @@
 """Repeatability: does the same temperature-0 (or fixed-seed) request get the same output?
 
 The request's fingerprint is a hash of its canonical JSON (sorted keys, `stream_options`
-left out), upstream and path; the output's is a hash of the first choice's text and
-tool calls. A bounded LRU maps request to output fingerprints; a repeat of a remembered
-request is `same` or `different`. Only 16-byte hashes are stored, never prompts.
+left out), upstream and path, taken on the call path (sidecar/forward/facts.py) when this
+stage asks for it; the output's is a hash of the first choice's text and tool calls. A
+bounded LRU maps request to output fingerprints; a repeat of a remembered request is `same`
+or `different`. Only 16-byte hashes are stored, never prompts.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-
-import orjson
+from typing import Any
 
 from sidecar.config.enrich import RepeatabilityConfig
-from sidecar.record import OK, CallRecord, RequestInfo
+from sidecar.record import NEED_FINGERPRINT, NEED_OUTPUT, OK, CallRecord, RequestInfo
 
 SAME = "same"
 DIFFERENT = "different"
 GENERATIVE_OPERATIONS = frozenset(("chat", "text_completion", "generate_content"))
-_UNFINGERPRINTED_FIELDS = ("stream_options",)
 
 
-def is_repeatable_request(info: RequestInfo) -> bool:
+def is_repeatable_request(info: RequestInfo, body: Any) -> bool:
     """Whether a request asks for a deterministic answer: temperature 0 or a fixed seed."""
-    if info.operation not in GENERATIVE_OPERATIONS or not isinstance(info.body, dict):
+    if info.operation not in GENERATIVE_OPERATIONS or not isinstance(body, dict):
         return False
     return info.temperature == 0.0 or info.seed is not None
-
-
-def request_fingerprint(record: CallRecord) -> bytes:
-    """A hash of where the request went and its canonical JSON body minus stream options."""
-    body = record.request.body
-    if isinstance(body, dict) and any(key in body for key in _UNFINGERPRINTED_FIELDS):
-        body = {key: value for key, value in body.items() if key not in _UNFINGERPRINTED_FIELDS}
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{record.upstream}\0{record.method}\0{record.path}\0".encode())
-    digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-    return digest.digest()
 
 
 def output_fingerprint(record: CallRecord) -> bytes:
@@ -74,18 +62,23 @@ class FingerprintLRU:
 
 
 class RepeatabilityEnricher:
-    """Sets `repeat_result` on successful repeatable calls seen before."""
+    """Stage: sets `repeat_result` on successful repeatable calls seen before."""
+
+    name = "repeatability"
 
     def __init__(self, config: RepeatabilityConfig) -> None:
         self.fingerprints = FingerprintLRU(config.max_fingerprints)
 
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """A repeatable request's fingerprint and output."""
+        if is_repeatable_request(request, body):
+            return NEED_FINGERPRINT | NEED_OUTPUT
+        return 0
+
     def __call__(self, record: CallRecord) -> None:
-        if record.repeat_result is not None or record.outcome != OK:
-            return
-        if not is_repeatable_request(record.request) or not record.finish_reasons:
+        fingerprint = record.request_fingerprint
+        if fingerprint is None or record.outcome != OK or not record.finish_reasons:
             return
         if record.output_text is None and not record.output_tool_calls:
             return
-        record.repeat_result = self.fingerprints.compare(
-            request_fingerprint(record), output_fingerprint(record)
-        )
+        record.repeat_result = self.fingerprints.compare(fingerprint, output_fingerprint(record))

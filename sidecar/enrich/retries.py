@@ -1,23 +1,18 @@
 """Client retries: calls the app's SDK marked as a retry, or that repeat an Idempotency-Key.
 
 The official OpenAI and Anthropic SDKs send `x-stainless-retry-count` (0 on the first
-attempt); the proxy copies it to the record. An `Idempotency-Key` seen again within
+attempt); the proxy records it with the call. An `Idempotency-Key` seen again within
 `retries.idempotency_window_seconds` marks a retry too. Only key hashes are kept, at most
 `retries.idempotency_max_keys` of them (oldest forgotten first).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
+from typing import Any
 
 from sidecar.config.retry import RetryConfig
-from sidecar.record import CallRecord
-
-
-def hash_idempotency_key(value: str) -> bytes:
-    """A 16-byte digest of an Idempotency-Key, so the key itself is never stored."""
-    return hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=16).digest()
+from sidecar.record import CallRecord, RequestInfo
 
 
 class IdempotencyWindow:
@@ -43,7 +38,9 @@ class IdempotencyWindow:
 
 
 class ClientRetryEnricher:
-    """Marks records whose Idempotency-Key repeats an earlier call's."""
+    """Stage: marks records whose Idempotency-Key repeats an earlier call's."""
+
+    name = "client_retries"
 
     def __init__(self, config: RetryConfig) -> None:
         self.window = IdempotencyWindow(
@@ -54,6 +51,10 @@ class ClientRetryEnricher:
         """Apply a reloaded window and key limit; the keys already seen are kept."""
         self.window.window_seconds = config.idempotency_window_seconds
         self.window.max_keys = config.idempotency_max_keys
+
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """Nothing: the proxy always records the key's hash."""
+        return 0
 
     def __call__(self, record: CallRecord) -> None:
         if record.idempotency_key is not None:

@@ -116,7 +116,7 @@ class AuditLog:
             "cost_usd": record.cost_usd,
             "confidence": record.confidence,
             "finish_reasons": record.finish_reasons,
-            "request": self.redactor.value(request.body),
+            "request": self.redactor.value(record.request_body),
             "response": response,
         }
 

@@ -1,16 +1,15 @@
-"""The experiments' metrics, on the Prometheus sink's registry (defined in metric_defs.py)."""
+"""The experiments' metrics (defined in telemetry/metric_defs.py), written through the sidecar's
+MetricRegistry."""
 
 from __future__ import annotations
-
-import contextlib
-from typing import Any
 
 from sidecar.experiments.assignment import Experiment
 from sidecar.experiments.feedback import CallArm, Feedback
 from sidecar.experiments.shadow import Half
 from sidecar.record import CallRecord
 from sidecar.telemetry import metric_defs as defs
-from sidecar.telemetry.prometheus import PrometheusSink
+from sidecar.telemetry.metric_defs import MetricDef
+from sidecar.telemetry.registry import MetricRegistry
 
 AGREEMENT_SAME = "same"
 AGREEMENT_DIFFERENT = "different"
@@ -20,110 +19,101 @@ AGREEMENTS = (AGREEMENT_SAME, AGREEMENT_DIFFERENT, SHADOW_FAILED, CONTROL_FAILED
 
 
 class ExperimentMetrics:
-    """Updates the experiment, shadow, feedback and audit metrics of one Prometheus sink."""
+    """Updates the experiment, shadow, feedback and audit metrics."""
 
-    def __init__(self, sink: PrometheusSink) -> None:
-        self._sink = sink
-        self._trips = sink.metric(defs.STOPLOSS_TRIPS)
-        self._active = sink.metric(defs.EXPERIMENT_ACTIVE)
-        self._latency = sink.metric(defs.SHADOW_LATENCY_DELTA)
-        self._ttft = sink.metric(defs.SHADOW_TTFT_DELTA)
-        self._tokens = sink.metric(defs.SHADOW_TOKEN_DELTA)
-        self._cost = sink.metric(defs.SHADOW_COST_DELTA)
-        self._length = sink.metric(defs.SHADOW_LENGTH_RATIO)
-        self._pairs = sink.metric(defs.SHADOW_PAIRS)
-        self._paired_duration = sink.metric(defs.SHADOW_PAIRED_DURATION)
-        self._paired_ttft = sink.metric(defs.SHADOW_PAIRED_TTFT)
-        self._paired_tokens = sink.metric(defs.SHADOW_PAIRED_TOKENS)
-        self._paired_cost = sink.metric(defs.SHADOW_PAIRED_COST)
-        self._skipped = sink.metric(defs.SHADOW_SKIPPED)
-        self._feedback = sink.metric(defs.FEEDBACK)
-        self._edit = sink.metric(defs.EDIT_SECONDS)
-        self._score = sink.metric(defs.FEEDBACK_SCORE)
-        self._audit = sink.metric(defs.AUDIT_SAMPLES)
+    def __init__(self, metrics: MetricRegistry) -> None:
+        self._metrics = metrics
 
     def configured(self, experiment: Experiment) -> None:
         """A (new) experiment: its active gauge, and its trip and shadow pair counters at 0
         (so `increase()` sees the first one)."""
-        self._active.labels(experiment.name).set(1 if experiment.active else 0)
+        self._set_active(experiment)
         if experiment.stop_loss is not None:
             for reason in experiment.stop_loss.reasons():
-                self._trips.labels(experiment.name, reason)
+                self._metrics.declare(defs.STOPLOSS_TRIPS, (experiment.name, reason))
         if experiment.shadow:
             for arm in experiment.candidates:
                 for agreement in AGREEMENTS:
-                    self._pairs.labels(experiment.name, arm.variant, agreement)
+                    self._metrics.declare(
+                        defs.SHADOW_PAIRS, (experiment.name, arm.variant, agreement)
+                    )
 
     def removed(self, name: str) -> None:
         """An experiment no longer configured: its active gauge goes (counters stay)."""
-        with contextlib.suppress(KeyError):
-            self._active.remove(name)
+        self._metrics.remove(defs.EXPERIMENT_ACTIVE, (name,))
 
     def tripped(self, experiment: Experiment, reason: str) -> None:
         """A stop-loss trip."""
-        self._trips.labels(experiment.name, reason).inc()
-        self._active.labels(experiment.name).set(1 if experiment.active else 0)
+        self._metrics.inc(defs.STOPLOSS_TRIPS, (experiment.name, reason))
+        self._set_active(experiment)
 
     def resumed(self, experiment: Experiment) -> None:
         """An admin resumed the experiment."""
-        self._active.labels(experiment.name).set(1 if experiment.active else 0)
+        self._set_active(experiment)
+
+    def _set_active(self, experiment: Experiment) -> None:
+        self._metrics.set(defs.EXPERIMENT_ACTIVE, (experiment.name,), 1 if experiment.active else 0)
 
     def shadow_skipped(self, experiment: str, variant: str, reason: str) -> None:
         """A call was not copied to a shadow arm (its limit was reached)."""
-        self._skipped.labels(experiment, variant, reason).inc()
+        self._metrics.inc(defs.SHADOW_SKIPPED, (experiment, variant, reason))
 
     def pair(self, experiment: str, variant: str, control: Half, shadow: Half) -> None:
         """The deltas and agreement of one completed shadow pair."""
+        metrics = self._metrics
         arm = (experiment, variant)
         if not control.ok:
-            self._pairs.labels(*arm, CONTROL_FAILED).inc()
+            metrics.inc(defs.SHADOW_PAIRS, (*arm, CONTROL_FAILED))
             return
         if not shadow.ok:
-            self._pairs.labels(*arm, SHADOW_FAILED).inc()
+            metrics.inc(defs.SHADOW_PAIRS, (*arm, SHADOW_FAILED))
             return
         same = shadow.output_digest == control.output_digest
-        self._pairs.labels(*arm, AGREEMENT_SAME if same else AGREEMENT_DIFFERENT).inc()
-        self._latency.labels(*arm).observe(shadow.duration - control.duration)
-        self._sides(self._paired_duration, arm, control.duration, shadow.duration)
+        metrics.inc(defs.SHADOW_PAIRS, (*arm, AGREEMENT_SAME if same else AGREEMENT_DIFFERENT))
+        metrics.observe(defs.SHADOW_LATENCY_DELTA, arm, shadow.duration - control.duration)
+        self._sides(defs.SHADOW_PAIRED_DURATION, arm, control.duration, shadow.duration)
         if control.time_to_first_chunk is not None and shadow.time_to_first_chunk is not None:
             delta = shadow.time_to_first_chunk - control.time_to_first_chunk
-            self._ttft.labels(*arm).observe(delta)
+            metrics.observe(defs.SHADOW_TTFT_DELTA, arm, delta)
             self._sides(
-                self._paired_ttft, arm, control.time_to_first_chunk, shadow.time_to_first_chunk
+                defs.SHADOW_PAIRED_TTFT,
+                arm,
+                control.time_to_first_chunk,
+                shadow.time_to_first_chunk,
             )
         for token_type, theirs, ours in (
             ("input", control.input_tokens, shadow.input_tokens),
             ("output", control.output_tokens, shadow.output_tokens),
         ):
             if ours is not None and theirs is not None:
-                self._tokens.labels(*arm, token_type).observe(ours - theirs)
-                self._sides(self._paired_tokens, arm, theirs, ours, token_type)
+                metrics.observe(defs.SHADOW_TOKEN_DELTA, (*arm, token_type), ours - theirs)
+                self._sides(defs.SHADOW_PAIRED_TOKENS, arm, theirs, ours, token_type)
         if control.cost_usd is not None and shadow.cost_usd is not None:
-            self._cost.labels(*arm).observe(shadow.cost_usd - control.cost_usd)
-            self._sides(self._paired_cost, arm, control.cost_usd, shadow.cost_usd)
+            metrics.observe(defs.SHADOW_COST_DELTA, arm, shadow.cost_usd - control.cost_usd)
+            self._sides(defs.SHADOW_PAIRED_COST, arm, control.cost_usd, shadow.cost_usd)
         if control.output_chars:
-            self._length.labels(*arm).observe(shadow.output_chars / control.output_chars)
+            ratio = shadow.output_chars / control.output_chars
+            metrics.observe(defs.SHADOW_LENGTH_RATIO, arm, ratio)
 
-    @staticmethod
     def _sides(
-        counter: Any, arm: tuple[str, str], control: float, shadow: float, *extra: str
+        self, counter: MetricDef, arm: tuple[str, str], control: float, shadow: float, *extra: str
     ) -> None:
         """Add each side's value of a pair to its `side` series."""
-        counter.labels(*arm, "control", *extra).inc(max(0.0, control))
-        counter.labels(*arm, "shadow", *extra).inc(max(0.0, shadow))
+        self._metrics.inc(counter, (*arm, "control", *extra), max(0.0, control))
+        self._metrics.inc(counter, (*arm, "shadow", *extra), max(0.0, shadow))
 
     def _call_labels(self, call: CallArm) -> tuple[str, str, str, str]:
-        model = self._sink.request_models.resolve(call.model)
+        model = self._metrics.request_models.resolve(call.model)
         return call.provider, model, call.experiment, call.variant
 
     def feedback(self, call: CallArm, feedback: Feedback) -> None:
         """One feedback message about a call."""
         labels = self._call_labels(call)
-        self._feedback.labels(*labels, feedback.outcome).inc()
+        self._metrics.inc(defs.FEEDBACK, (*labels, feedback.outcome))
         if feedback.edit_seconds is not None:
-            self._edit.labels(*labels).observe(feedback.edit_seconds)
+            self._metrics.observe(defs.EDIT_SECONDS, labels, feedback.edit_seconds)
         if feedback.score is not None:
-            self._score.labels(*labels).observe(feedback.score)
+            self._metrics.observe(defs.FEEDBACK_SCORE, labels, feedback.score)
 
     def audited(self, record: CallRecord) -> None:
         """A call written to the audit sample."""
@@ -133,4 +123,4 @@ class ExperimentMetrics:
             record.experiment,
             record.variant,
         )
-        self._audit.labels(*self._call_labels(call)).inc()
+        self._metrics.inc(defs.AUDIT_SAMPLES, self._call_labels(call))

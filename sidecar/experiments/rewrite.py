@@ -3,44 +3,33 @@ model segment of a Gemini path. Everything else in the request stays as the app 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import orjson
 
+from sidecar.forward.exchange import Outbound
+from sidecar.forward.routing import Route
 from sidecar.protocols.gemini import gemini_call
-from sidecar.protocols.interface import WireProtocol
-from sidecar.record import RequestInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Rewritten:
-    """A request for another model: its path, body and what the protocol learns from it."""
-
-    path: str
-    body: bytes
-    info: RequestInfo
-
-
-def ask_for_model(
-    protocol: WireProtocol,
-    method: str,
-    path: str,
-    query: str,
-    body: bytes,
-    info: RequestInfo,
-    model: str,
-) -> Rewritten | None:
-    """The request rewritten to ask for `model`, or None when its model cannot be found."""
+def ask_for_model(outbound: Outbound, target: Route, model: str) -> Outbound | None:
+    """`outbound` rewritten to ask `target` for `model` (`target` speaks the same protocol;
+    its path is the request's), or None when the request's model cannot be found."""
+    method, route, query, body, json, info = outbound
+    protocol = route.protocol
     if info.request_model == model:
-        return Rewritten(path, body, info)
+        return outbound._replace(route=target)
+    path = route.path
     current, call = gemini_call(path)
     if current is not None and protocol.name == "gemini":
         at = path.rfind("/models/")
         new_path = f"{path[: at + len('/models/')]}{quote(model, safe='')}:{call}"
-        return Rewritten(new_path, body, protocol.classify(method, new_path, query, info.body))
-    payload = info.body
-    if not isinstance(payload, dict) or "model" not in payload:
+        new_route = Route(target.upstream, target.protocol, new_path)
+        return Outbound(
+            method, new_route, query, body, json, protocol.classify(method, new_path, query, json)
+        )
+    if not isinstance(json, dict) or "model" not in json:
         return None
-    changed = {**payload, "model": model}
-    return Rewritten(path, orjson.dumps(changed), protocol.classify(method, path, query, changed))
+    changed = {**json, "model": model}
+    info = protocol.classify(method, path, query, changed)
+    return Outbound(method, target, query, orjson.dumps(changed), changed, info)

@@ -1,83 +1,64 @@
-"""The experiments of a running sidecar: assignment on the call path, then (off it) the
-stop-loss, shadow pairs and the audit sample; reconfigured live on a config reload.
+"""The experiments of a running sidecar: assignment on the call path, then (off it, as the
+`experiments` stage) the stop-loss, shadow pairs and the audit sample; reconfigured live on a
+config reload.
 
-The proxy calls `prepare` for each call (O(1): one dict lookup when experiments exist) and
-`launch` once the control call is on its way; the pipeline runs `observe` as an enrich
-stage, before output kept for enrichment is forgotten.
+The proxy calls `assign` for each call (O(1): one dict lookup when experiments exist); its
+`Decision` says where the call goes, its arm and its shadow copies (started by
+`ShadowRunner`, shadow.py). The pipeline runs this object as a stage after cost and
+confidence, which the stop-loss, the pairs and the audit sample read.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from multidict import CIMultiDict
-
+from sidecar.config.experiments import CONTROL
 from sidecar.config.models import SidecarConfig
 from sidecar.experiments.assignment import Arm, Experiment, ExperimentTable
 from sidecar.experiments.audit import AuditLog
-from sidecar.experiments.feedback import CallArm, Feedback, FeedbackStore
+from sidecar.experiments.decision import Decision, ShadowCopy
+from sidecar.experiments.feedback import CallArm, FeedbackReply, FeedbackStore, handle_feedback
+from sidecar.experiments.limits import ArmLimiter
 from sidecar.experiments.metrics import ExperimentMetrics
-from sidecar.experiments.rewrite import Rewritten, ask_for_model
-from sidecar.experiments.shadow import ArmLimiter, PairBook, ShadowRequest, ShadowRunner
+from sidecar.experiments.rewrite import ask_for_model
+from sidecar.experiments.shadow import PairBook
+from sidecar.forward.exchange import Outbound
 from sidecar.forward.routing import Route, Upstream
-from sidecar.http1.client import UpstreamPool
-from sidecar.pipeline import Pipeline
-from sidecar.record import CLIENT_CANCELLED, CallRecord
-from sidecar.telemetry.prometheus import PrometheusSink
+from sidecar.record import (
+    CLIENT_CANCELLED,
+    NEED_AUDIT,
+    NEED_OUTPUT,
+    NEED_REQUEST_BODY,
+    CallRecord,
+    RequestInfo,
+)
+from sidecar.telemetry.registry import MetricRegistry
 
 log = logging.getLogger("sidecar.experiments")
 
-# Headers never copied to a shadow call: the provider could answer it from the control's
-# idempotent result, or the shadow's span would claim the control's place in the trace.
-_NOT_SHADOWED = ("Idempotency-Key", "traceparent", "tracestate")
-
-
-@dataclass(slots=True)
-class ShadowCopy:
-    """A shadow call prepared on the call path, started by `launch`."""
-
-    arm: Arm
-    limiter: ArmLimiter
-    route: Route
-    request: Rewritten
-
-
-@dataclass(slots=True)
-class Plan:
-    """What an experiment changes about one call: where it goes, what it asks, its shadows."""
-
-    experiment: Experiment
-    route: Route
-    query: str
-    body: bytes
-    shadows: list[ShadowCopy] = field(default_factory=list)
+# An audited call keeps its request and its output until the audit line is written.
+_AUDITED = NEED_AUDIT | NEED_OUTPUT | NEED_REQUEST_BODY
 
 
 class Experiments:
-    """Assignment, shadows, stop-loss, feedback and audit for one sidecar."""
+    """Assignment, stop-loss, shadow pairs, feedback and audit for one sidecar."""
+
+    name = "experiments"
 
     def __init__(
         self,
         config: SidecarConfig,
-        prometheus: PrometheusSink,
-        pipeline: Pipeline,
+        metrics: MetricRegistry,
         upstreams: Mapping[str, Upstream],
-        pools: Callable[[], Mapping[str, UpstreamPool]],
     ) -> None:
-        self.metrics = ExperimentMetrics(prometheus)
+        self.metrics = ExperimentMetrics(metrics)
         self.table = ExperimentTable(())
         self.feedback: FeedbackStore | None = None
         self.audit: AuditLog | None = None
-        self.shadows = ShadowRunner(
-            pipeline,
-            pools,
-            inject_usage=config.telemetry.inject_stream_usage,
-            propagate_traceparent=config.telemetry.propagate_traceparent,
-        )
         self.pairs = PairBook(1000)
         self._upstreams: Mapping[str, Upstream] = upstreams
         self._limiters: dict[tuple[str, str], ArmLimiter] = {}
@@ -125,66 +106,67 @@ class Experiments:
 
     # On the call path -----------------------------------------------------------------
 
-    def prepare(
-        self,
-        record: CallRecord,
-        route: Route,
-        query: str,
-        body: bytes,
-        headers: Mapping[str, str],
-    ) -> Plan | None:
-        """Assign the call to an arm, remember it for feedback, sample it for the audit."""
-        plan = None
+    def assign(
+        self, request_id: str, outbound: Outbound, headers: Mapping[str, str]
+    ) -> Decision | None:
+        """Assign the call to an arm, remember it for feedback, sample it for the audit;
+        None when nothing about the call changes."""
+        decision = None
+        route = outbound.route
         if self.table.by_name:
-            experiment = self.table.match(
-                record.request.request_model, route.path, route.upstream.name
-            )
+            model = outbound.info.request_model
+            experiment = self.table.match(model, route.path, route.upstream.name)
             if experiment is not None:
-                plan = self._assign(experiment, record, route, query, body, headers)
+                decision = self._assign(experiment, request_id, outbound, headers)
         if self.feedback is not None:
+            sent, experiment_name, variant = outbound, "", ""
+            if decision is not None:
+                sent, experiment_name, variant = (
+                    decision.outbound,
+                    decision.experiment,
+                    decision.variant,
+                )
             call = CallArm(
-                record.provider_name,
-                record.request.request_model or "",
-                record.experiment,
-                record.variant,
+                route.protocol.provider_name,
+                sent.info.request_model or "",
+                experiment_name,
+                variant,
             )
-            self.feedback.remember(record.request_id, call)
+            self.feedback.remember(request_id, call)
         if self.audit is not None and self.audit.sample():
-            record.audit = True
-            record.output_for_enrichment = True
-        return plan
+            if decision is None:
+                return Decision(outbound, needs=_AUDITED)
+            return replace(decision, needs=decision.needs | _AUDITED)
+        return decision
 
     def _assign(
         self,
         experiment: Experiment,
-        record: CallRecord,
-        route: Route,
-        query: str,
-        body: bytes,
+        request_id: str,
+        outbound: Outbound,
         headers: Mapping[str, str],
-    ) -> Plan | None:
+    ) -> Decision:
         position = experiment.position(headers, self._rng)
-        record.experiment = experiment.name
         if experiment.shadow:
-            record.variant = "control"
-            return self._shadow_plan(experiment, position, record, route, query, body)
+            copies = self._shadow_copies(experiment, position, outbound)
+            if not copies:
+                return Decision(outbound, experiment.name, CONTROL)
+            return Decision(
+                outbound,
+                experiment.name,
+                CONTROL,
+                pair_id=request_id,
+                needs=NEED_OUTPUT,
+                shadows=copies,
+            )
         arm = experiment.choose(position)
-        target = self._target(route, arm)
+        target = self._target(outbound.route, arm)
         rewritten = None
         if target is not None and not arm.is_control:
-            rewritten = ask_for_model(
-                route.protocol, record.method, route.path, query, body, record.request, arm.model
-            )
-        if target is None or rewritten is None:
-            record.variant = "control"
-            return None
-        record.variant = arm.variant
-        record.request = rewritten.info
-        upstream = target.upstream
-        record.upstream = upstream.name
-        record.server_address, record.server_port = upstream.host, upstream.port
-        target_route = Route(upstream, route.protocol, rewritten.path)
-        return Plan(experiment, target_route, query, rewritten.body)
+            rewritten = ask_for_model(outbound, target, arm.model)
+        if rewritten is None:
+            return Decision(outbound, experiment.name, CONTROL)
+        return Decision(rewritten, experiment.name, arm.variant)
 
     def _target(self, route: Route, arm: Arm) -> Route | None:
         """Where an arm's calls go: the routed upstream or the arm's own (same protocol)."""
@@ -195,23 +177,16 @@ class Experiments:
             return None
         return Route(upstream, route.protocol, route.path)
 
-    def _shadow_plan(
-        self,
-        experiment: Experiment,
-        position: float,
-        record: CallRecord,
-        route: Route,
-        query: str,
-        body: bytes,
-    ) -> Plan:
-        plan = Plan(experiment, route, query, body)
+    def _shadow_copies(
+        self, experiment: Experiment, position: float, outbound: Outbound
+    ) -> tuple[ShadowCopy, ...]:
+        """The shadow copies this call gets: each candidate it falls in whose limiter has room."""
+        copies = []
         for arm in experiment.shadows(position):
-            target = self._target(route, arm)
+            target = self._target(outbound.route, arm)
             if target is None:
                 continue
-            rewritten = ask_for_model(
-                route.protocol, record.method, route.path, query, body, record.request, arm.model
-            )
+            rewritten = ask_for_model(outbound, target, arm.model)
             if rewritten is None:
                 continue
             limiter = self._limiter(experiment, arm)
@@ -219,11 +194,8 @@ class Experiments:
             if refused is not None:
                 self.metrics.shadow_skipped(experiment.name, arm.variant, refused)
                 continue
-            plan.shadows.append(ShadowCopy(arm, limiter, target, rewritten))
-        if plan.shadows:
-            record.pair_id = record.request_id
-            record.output_for_enrichment = True
-        return plan
+            copies.append(ShadowCopy(arm, limiter, rewritten))
+        return tuple(copies)
 
     def _limiter(self, experiment: Experiment, arm: Arm) -> ArmLimiter:
         key = (experiment.name, arm.variant)
@@ -235,26 +207,14 @@ class Experiments:
             )
         return limiter
 
-    def launch(self, plan: Plan, record: CallRecord, headers: CIMultiDict[str]) -> None:
-        """Start the plan's shadow calls in the background (the control call is under way)."""
-        for copy in plan.shadows:
-            shadow_headers = headers.copy()
-            for name in _NOT_SHADOWED:
-                shadow_headers.popall(name, None)
-            request = ShadowRequest(
-                record.method,
-                Route(copy.route.upstream, copy.route.protocol, copy.request.path),
-                plan.query,
-                shadow_headers,
-                copy.request.body,
-                copy.request.info,
-            )
-            self.shadows.start(plan.experiment, copy.arm, copy.limiter, record, request)
-
     # Off the call path ----------------------------------------------------------------
 
-    def observe(self, record: CallRecord) -> None:
-        """Pipeline stage: stop-loss windows, shadow pairs, the audit sample."""
+    def needs(self, request: RequestInfo, body: Any) -> int:
+        """Nothing beyond what `assign` decided for the call."""
+        return 0
+
+    def __call__(self, record: CallRecord) -> None:
+        """The stage: stop-loss windows, shadow pairs, the audit sample."""
         if record.experiment:
             experiment = self.table.by_name.get(record.experiment)
             if experiment is not None and record.variant in experiment.arms:
@@ -262,7 +222,7 @@ class Experiments:
             if record.pair_id:
                 for variant, control, shadow in self.pairs.add(record):
                     self.metrics.pair(record.experiment, variant, control, shadow)
-        if record.audit and self.audit is not None:
+        if record.options.audit and self.audit is not None:
             try:
                 self.audit.write(record)
             except OSError as exc:
@@ -293,9 +253,9 @@ class Experiments:
             },
         )
 
-    def record_feedback(self, call: CallArm, feedback: Feedback) -> None:
-        """Count one feedback message (the endpoint found its call)."""
-        self.metrics.feedback(call, feedback)
+    def feedback_reply(self, method: str, body: bytes) -> FeedbackReply:
+        """`POST /_sidecar/feedback` on the proxy listener: count the feedback on its call."""
+        return handle_feedback(method, body, self.feedback, self.metrics.feedback)
 
     # Admin ----------------------------------------------------------------------------
 
@@ -313,9 +273,8 @@ class Experiments:
         """The experiments' state, for /status."""
         return {name: experiment_status(e) for name, e in self.table.by_name.items()}
 
-    async def close(self) -> None:
-        """Stop the shadow calls still running and close the audit file."""
-        await self.shadows.close()
+    def close(self) -> None:
+        """Close the audit file."""
         if self.audit is not None:
             self.audit.close()
 

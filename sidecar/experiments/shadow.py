@@ -11,104 +11,61 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
-from sidecar import record as outcomes
 from sidecar.config.experiments import SHADOW
-from sidecar.experiments.assignment import Arm, Experiment
-from sidecar.forward.inject import inject_fields
-from sidecar.forward.routing import Route, Upstream
-from sidecar.forward.tracecontext import start_trace
-from sidecar.http1.client import UpstreamError, UpstreamPayloadError, UpstreamPool
-from sidecar.pipeline import Pipeline
-from sidecar.record import CallRecord, RequestInfo
+from sidecar.experiments.decision import Decision, ShadowCopy
+from sidecar.forward.exchange import DISCARD, Call, Exchange
+from sidecar.forward.live import LiveRouting
+from sidecar.http1.client import UpstreamPool
+from sidecar.pipeline import Needs
+from sidecar.record import (
+    NEED_AUDIT,
+    NEED_LOGPROBS,
+    NEED_OUTPUT,
+    OK,
+    CallRecord,
+    options_for,
+)
 
-CONCURRENCY = "concurrency"
-RATE = "rate"
-
-
-class ArmLimiter:
-    """At most `concurrency` shadow calls at once and `per_second` started per second."""
-
-    def __init__(
-        self, concurrency: int, per_second: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.concurrency = concurrency
-        self.per_second = per_second
-        self.in_flight = 0
-        self._capacity = max(1.0, per_second)
-        self._tokens = self._capacity
-        self._clock = clock
-        self._last = clock()
-
-    def acquire(self) -> str | None:
-        """None when a shadow call may start (and is counted), else why not."""
-        if self.in_flight >= self.concurrency:
-            return CONCURRENCY
-        now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self.per_second)
-        self._last = now
-        if self._tokens < 1.0:
-            return RATE
-        self._tokens -= 1.0
-        self.in_flight += 1
-        return None
-
-    def release(self) -> None:
-        """A shadow call ended."""
-        self.in_flight -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowRequest:
-    """What a shadow call sends: the candidate's request as the app made it, minus trace ids."""
-
-    method: str
-    route: Route
-    query: str
-    headers: CIMultiDict[str]
-    body: bytes
-    info: RequestInfo
+# Headers never copied to a shadow call: the provider could answer it from the control's
+# idempotent result, or the shadow's span would claim the control's place in the trace.
+_NOT_SHADOWED = ("Idempotency-Key", "traceparent", "tracestate")
+# A shadow copy always keeps its output (for the pair's comparison). It asks the candidate
+# what the app asked (no logprobs the app did not ask for) and is never audited.
+_SHADOW_NEEDS = NEED_OUTPUT
+_NEVER_FOR_SHADOWS = NEED_LOGPROBS | NEED_AUDIT
 
 
 class ShadowRunner:
-    """Starts shadow calls as background tasks and hands their records to the pipeline."""
+    """Runs shadow copies as background tasks, each through the exchange to `DISCARD`."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        pools: Callable[[], Mapping[str, UpstreamPool]],
-        *,
-        inject_usage: bool,
-        propagate_traceparent: bool,
-    ) -> None:
-        self.pipeline = pipeline
-        self._pools = pools
-        self._inject_usage = inject_usage
-        self._propagate = propagate_traceparent
+    def __init__(self, exchange: Exchange, routing: LiveRouting, needs: Needs) -> None:
+        self._exchange = exchange
+        self._routing = routing
+        self._needs = needs
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rng = random.Random()
 
-    def start(
-        self,
-        experiment: Experiment,
-        arm: Arm,
-        limiter: ArmLimiter,
-        primary: CallRecord,
-        request: ShadowRequest,
-    ) -> None:
-        """Run one shadow call in the background (the limiter was acquired by the caller)."""
-        task = asyncio.get_running_loop().create_task(
-            self._run(experiment, arm, limiter, primary, request)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def launch(self, decision: Decision, control: Call, record: CallRecord) -> None:
+        """Start the decision's shadow copies (each holds a place in its arm's limiter)."""
+        pools = self._routing.current.pools
+        for copy in decision.shadows:
+            pool = pools.get(copy.outbound.route.upstream.name)
+            if pool is None:  # a reload removed the upstream since the decision
+                copy.limiter.release()
+                continue
+            headers = control.headers.copy()
+            for name in _NOT_SHADOWED:
+                headers.popall(name, None)
+            task = asyncio.get_running_loop().create_task(
+                self._run(decision.experiment, copy, control, record, headers, pool)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """Cancel the shadow calls still running (at shutdown) and wait for them."""
@@ -125,102 +82,34 @@ class ShadowRunner:
 
     async def _run(
         self,
-        experiment: Experiment,
-        arm: Arm,
-        limiter: ArmLimiter,
+        experiment: str,
+        copy: ShadowCopy,
+        control: Call,
         primary: CallRecord,
-        request: ShadowRequest,
+        headers: CIMultiDict[str],
+        pool: UpstreamPool,
     ) -> None:
-        route = request.route
-        upstream = route.upstream
-        record = _shadow_record(experiment, arm, primary, route)
-        record.request = replace(request.info)
-        headers = request.headers
-        body, injected = inject_fields(
-            route.protocol, record, request.body, self._inject_usage, logprobs=False
-        )
-        if injected.any:
-            headers["Accept-Encoding"] = "identity"
-        if primary.trace_id is not None and primary.span_id is not None:
-            # The shadow's span is a child of the control call's span, in the same trace.
-            parent = (primary.trace_id, primary.span_id, primary.trace_sampled)
-            start_trace(headers, record, self._rng, propagate=self._propagate, parent=parent)
-        self.pipeline.started(record)
         try:
-            pool = self._pools()[upstream.name]
-            await _exchange(pool, request, upstream, headers, body, record)
-        except asyncio.CancelledError:
-            record.outcome = outcomes.CLIENT_CANCELLED
-            raise
-        finally:
-            limiter.release()
-            record.end = time.perf_counter()
-            self.pipeline.submit(record)
-
-
-def _shadow_record(
-    experiment: Experiment, arm: Arm, primary: CallRecord, route: Route
-) -> CallRecord:
-    upstream = route.upstream
-    record = CallRecord(
-        upstream=upstream.name,
-        protocol=route.protocol.name,
-        provider_name=route.protocol.provider_name,
-        method=primary.method,
-        path=route.path,
-        server_address=upstream.host,
-        server_port=upstream.port,
-        start_unix_ns=time.time_ns(),
-        received=time.perf_counter(),
-        capture_content=primary.capture_content,
-    )
-    record.experiment = experiment.name
-    record.variant = arm.variant
-    record.pair_id = primary.pair_id
-    record.output_for_enrichment = True
-    return record
-
-
-async def _exchange(
-    pool: UpstreamPool,
-    request: ShadowRequest,
-    upstream: Upstream,
-    headers: CIMultiDict[str],
-    body: bytes,
-    record: CallRecord,
-) -> None:
-    """Send the shadow request and read its answer to the end, parsing it on the way."""
-    target = upstream.target_for(request.route.path, request.query)
-    try:
-        response = await pool.request(request.method, target, headers, body)
-        try:
-            now = time.perf_counter()
-            record.upstream_headers = now
-            record.http_status = response.status
-            if response.status >= 400:
-                record.outcome = outcomes.UPSTREAM_ERROR
-            parser = request.route.protocol.response_parser(
-                record,
-                response.headers.get("Content-Type", ""),
-                response.headers.get("Content-Encoding", ""),
+            outbound = copy.outbound
+            needs = self._needs(outbound.info, outbound.json)
+            options = options_for((needs | _SHADOW_NEEDS) & ~_NEVER_FOR_SHADOWS)
+            call = Call.prepare(outbound, headers, options)
+            parent = None
+            if primary.trace_id is not None and primary.span_id is not None:
+                # The shadow's span is a child of the control call's span, in the same trace.
+                parent = (primary.trace_id, primary.span_id, primary.trace_sampled)
+            record = self._exchange.open(
+                call,
+                time.perf_counter(),
+                time.time_ns(),
+                experiment=experiment,
+                variant=copy.arm.variant,
+                pair_id=primary.pair_id,
+                trace_parent=parent,
             )
-            try:
-                while data := await response.read_chunk():
-                    record.response_bytes += len(data)
-                    parser.feed(data, time.perf_counter())
-            finally:
-                parser.finish()
+            await self._exchange.run(call, record, DISCARD, pool, None)
         finally:
-            response.release()
-        if record.outcome == outcomes.OK and not parser.complete:
-            record.outcome = outcomes.STREAM_INTERRUPTED
-    except TimeoutError:
-        record.outcome = outcomes.TIMEOUT
-    except UpstreamPayloadError:
-        record.outcome = outcomes.STREAM_INTERRUPTED
-    except (UpstreamError, OSError):
-        started = record.upstream_headers is not None
-        record.outcome = outcomes.STREAM_INTERRUPTED if started else outcomes.CONNECTION_ERROR
+            copy.limiter.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +134,7 @@ class Half:
         for call in record.output_tool_calls:
             digest.update(b"\0" + call.encode())
         return cls(
-            ok=record.outcome == outcomes.OK,
+            ok=record.outcome == OK,
             duration=record.duration,
             time_to_first_chunk=record.time_to_first_chunk,
             input_tokens=record.input_tokens,

@@ -1,4 +1,4 @@
-"""Header rules of the forwarding path: hop-by-hop removal, encodings, credential redaction."""
+"""Header rules of the forwarding path: hop-by-hop removal, encodings, the retry count header."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
-# RFC 9110 §7.6.1 connection-specific fields, plus fields the proxy sets itself.
+# Connection-specific fields: each describes one hop (app to sidecar, or sidecar to upstream),
+# so a proxy never passes them on.
 HOP_BY_HOP = frozenset(
     (
         "connection",
@@ -22,11 +23,11 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     )
 )
+# Fields of the app's request to the sidecar: the upstream client writes its own Host and
+# Content-Length, and the body has already been read (nothing to Expect).
 _NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
 # The listener writes the response's framing (Content-Length or chunked) itself.
 _NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length"}
-
-CREDENTIAL_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
 
 
 def _connection_tokens(headers: Headers) -> set[str]:

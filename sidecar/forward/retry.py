@@ -1,7 +1,7 @@
 """The sidecar's own retry policy: which failed attempts to retry, how long to wait, and a
 budget that keeps retries a bounded share of calls so an outage never becomes a storm.
 
-Only attempts whose response has not started reaching the app are retried (the proxy
+Only attempts whose response has not started reaching the app are retried (the exchange
 asks before relaying anything): connect errors and the configured statuses (429, 502,
 503, 504 by default). The wait is the upstream's `Retry-After` (or `retry-after-ms`) when
 it sent one — a longer one than `max_retry_after_seconds` is passed on to the app instead
@@ -10,21 +10,16 @@ it sent one — a longer one than `max_retry_after_seconds` is passed on to the 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
 from collections import deque
 from email.utils import parsedate_to_datetime
 
-from multidict import CIMultiDict
-
 from sidecar.config.retry import RetryConfig
 from sidecar.forward.headers import Headers
-from sidecar.http1.client import UpstreamConnectError, UpstreamPool, UpstreamResponse
-from sidecar.record import CallRecord, RetryAttempt
+from sidecar.record import CONNECTION_ERROR
 
-CONNECTION_ERROR = "connection_error"
 # The budget counts calls and retries in buckets of this many seconds.
 BUDGET_BUCKET_S = 1.0
 
@@ -139,55 +134,3 @@ class RetryPolicy:
         if not self.budget.try_spend(now):
             return None
         return wait
-
-
-async def send_upstream(
-    pool: UpstreamPool,
-    method: str,
-    target: str,
-    headers: CIMultiDict[str],
-    body: bytes,
-    record: CallRecord,
-    policy: RetryPolicy | None,
-) -> UpstreamResponse:
-    """The upstream's response, after as many attempts as `policy` allows (None: one).
-
-    Nothing has reached the app yet, so a failed attempt can be retried. Time spent on
-    attempts and waits counts as upstream wait; each retry is noted on the record. The
-    last attempt's exception propagates when no retry is left.
-    """
-    attempt = 1
-    if policy is not None:
-        policy.budget.record_call(time.monotonic())
-    while True:
-        sent = time.perf_counter()
-        try:
-            response = await pool.request(method, target, headers, body)
-        except UpstreamConnectError:
-            record.upstream_wait += time.perf_counter() - sent
-            if policy is None:
-                raise
-            reason = CONNECTION_ERROR
-            delay = policy.delay(attempt + 1, reason, None, time.monotonic())
-            if delay is None:
-                raise
-        except BaseException:
-            record.upstream_wait += time.perf_counter() - sent
-            raise
-        else:
-            record.upstream_wait += time.perf_counter() - sent
-            if policy is None or response.status < 400:
-                return response
-            reason = str(response.status)
-            delay = policy.delay(attempt + 1, reason, response.headers, time.monotonic())
-            if delay is None:
-                return response
-            response.close()
-        attempt += 1
-        waited = time.perf_counter()
-        try:
-            await asyncio.sleep(delay)
-        finally:
-            record.upstream_wait += time.perf_counter() - waited
-        record.sidecar_retries += 1
-        record.retry_attempts.append(RetryAttempt(attempt, reason, delay, time.time_ns()))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import MutableMapping
-
-from sidecar.record import CallRecord
+from typing import NamedTuple
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -40,24 +39,31 @@ def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
     return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
 
 
+class TraceIds(NamedTuple):
+    """The ids of a call's span: its trace, itself, its parent (None: a root) and sampling."""
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    sampled: bool
+
+
 def start_trace(
     headers: MutableMapping[str, str],
-    record: CallRecord,
     rng: random.Random,
     *,
     propagate: bool,
     parent: tuple[int, int, bool] | None = None,
-) -> None:
-    """Give the call's span its ids, a child of `parent` (default: the app's traceparent);
-    with `propagate`, name that span as the parent in the traceparent sent upstream."""
+) -> TraceIds:
+    """The ids of the call's span, a child of `parent` (default: the app's traceparent);
+    with `propagate`, that span is named as the parent in the traceparent sent upstream."""
     if parent is None:
         parent = parse_traceparent(headers.get("traceparent"))
     if parent is not None:
-        record.trace_id, record.parent_span_id, record.trace_sampled = parent
+        trace_id, parent_span_id, sampled = parent
     else:
-        record.trace_id = new_trace_id(rng)
-    record.span_id = new_span_id(rng)
+        trace_id, parent_span_id, sampled = new_trace_id(rng), None, True
+    span_id = new_span_id(rng)
     if propagate:
-        headers["traceparent"] = format_traceparent(
-            record.trace_id, record.span_id, record.trace_sampled
-        )
+        headers["traceparent"] = format_traceparent(trace_id, span_id, sampled)
+    return TraceIds(trace_id, span_id, parent_span_id, sampled)

@@ -81,7 +81,7 @@ class UpstreamPool:
             raise UpstreamConnectError("the upstream pool is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        head = self._encode(method, target, headers, body)
+        head = self.encode_head(method, target, headers, body)
         head_only = method == "HEAD"
         slots = self._slots
         conn = slots.take()
@@ -187,7 +187,9 @@ class UpstreamPool:
         assert self._loop is not None
         return UpstreamConnection(self._loop, self._idle_lost)
 
-    def _encode(self, method: str, target: str, headers: CIMultiDict[str], body: bytes) -> bytes:
+    def encode_head(
+        self, method: str, target: str, headers: CIMultiDict[str], body: bytes
+    ) -> bytes:
         """Request line, Host, the caller's headers in order, Content-Length, blank line."""
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in headers.items()]

@@ -56,6 +56,7 @@ class ServerConnection(asyncio.Protocol):
         self._continue_owed = False
         self.in_head = False
         self.in_body = False
+        self.requests_started = 0
         self._head_size = 0
         self._head_raw = 0
         self._url = b""
@@ -218,6 +219,7 @@ class ServerConnection(asyncio.Protocol):
             self._transport.pause_reading()
 
     def _run(self, request: IncomingRequest) -> None:
+        self.requests_started += 1
         responder = self._responder = Responder(self, request)
         task = self._task = self._loop.create_task(self._serve(request, responder))
         self.server.request_started(task)
@@ -344,6 +346,11 @@ class ServerConnection(asyncio.Protocol):
         else:
             self.server.disarm(self)
             transport.close()
+
+    @property
+    def awaiting_first_request(self) -> bool:
+        """Open, and no request of this connection has reached the handler yet."""
+        return not self.closing and self.requests_started == 0 and not self._queue
 
     def close_if_idle(self) -> None:
         """Close unless a request is running, queued or its body is arriving."""

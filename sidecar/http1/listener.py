@@ -23,6 +23,12 @@ def _sweep_interval(client_timeout: float) -> float:
     return min(1.0, client_timeout / SWEEPS_PER_TIMEOUT)
 
 
+# On shutdown, how long a connection accepted just before may take to deliver its first
+# request (at most a quarter of the shutdown grace), and how often that is checked.
+FIRST_REQUEST_GRACE_SECONDS = 0.5
+FIRST_REQUEST_POLL_SECONDS = 0.02
+
+
 class ProxyServer:
     """Serves the proxy listener: every complete request goes to `handler`.
 
@@ -92,13 +98,29 @@ class ProxyServer:
 
         Returns how many requests were still running when `timeout` ran out (then cancelled).
         """
+        loop = self._loop
+        started = loop.time()
         self.stop_accepting()
         self.draining = True
+        # A connection accepted before the drain whose first request is still on its way
+        # (nothing, or only part of a head, received) gets a moment for it to arrive: its
+        # client already sent or is sending it, and closing now would drop a valid call.
+        # Idle keep-alive connections close at once.
+        arriving = [conn for conn in self._connections if conn.awaiting_first_request]
         for conn in list(self._connections):
-            conn.close_if_idle()
+            if not conn.awaiting_first_request:
+                conn.close_if_idle()
+        if arriving:
+            grace_end = started + min(FIRST_REQUEST_GRACE_SECONDS, timeout / 4)
+            while loop.time() < grace_end and any(
+                conn.awaiting_first_request for conn in arriving if conn in self._connections
+            ):
+                await asyncio.sleep(FIRST_REQUEST_POLL_SECONDS)
+            for conn in arriving:
+                conn.close_if_idle()
         if self._connections or self._tasks:
-            drained = self._drained = self._loop.create_future()
-            await asyncio.wait([drained], timeout=timeout)
+            drained = self._drained = loop.create_future()
+            await asyncio.wait([drained], timeout=max(0.0, started + timeout - loop.time()))
             self._drained = None
         for conn in list(self._connections):
             conn.kill()

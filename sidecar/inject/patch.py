@@ -79,7 +79,7 @@ class Decision:
 
 
 def _escape(key: str) -> str:
-    """A key as one JSON-pointer token (RFC 6901)."""
+    """A key as one JSON-pointer token (`~` and `/` escaped)."""
     return key.replace("~", "~0").replace("/", "~1")
 
 
@@ -163,7 +163,8 @@ def _app_env_patch(pod: Mapping[str, Any], template: InjectionTemplate) -> JsonP
 
 
 def build_patch(pod: Mapping[str, Any], template: InjectionTemplate) -> JsonPatch:
-    """The JSON patch (RFC 6902) that adds the sidecar, its config and the apps' base URLs."""
+    """The JSON Patch (what an admission webhook answers with) that adds the sidecar, its
+    config and the apps' base URLs."""
     metadata = pod.get("metadata", {})
     spec = pod.get("spec", {})
     annotations = metadata.get("annotations")

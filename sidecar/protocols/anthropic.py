@@ -45,7 +45,7 @@ class AnthropicProtocol(WireProtocol):
         return path == "/v1/messages" or path.startswith("/v1/messages/")
 
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
-        info = RequestInfo(body=body)
+        info = RequestInfo()
         if isinstance(body, dict):
             read_request_params(info, body)
         if method.upper() == "POST" and path.partition("?")[0].rstrip("/").endswith("/v1/messages"):
@@ -111,7 +111,7 @@ class MessagesBodyParser(BodyParser):
         if reason is not None:
             record.finish_reasons = [reason]
         apply_messages_usage(record, body.get("usage"))
-        if record.keep_output:
+        if record.options.keep_output:
             content = body.get("content")
             record.output_text = _message_text(content)
             record.output_tool_calls = [
@@ -132,7 +132,7 @@ class MessagesStreamParser(StreamParser):
         super().__init__(record, content_encoding)
         self._stopped = False
         self._usage: dict[str, Any] = {}
-        self._text: list[str] | None = [] if record.keep_output else None
+        self._text: list[str] | None = [] if record.options.keep_output else None
         self._tools: list[list[str]] = []
 
     @property

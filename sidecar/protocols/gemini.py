@@ -70,7 +70,7 @@ class GeminiProtocol(WireProtocol):
         return path.startswith("/v1/models/") and ":" in unquote(path)
 
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
-        info = RequestInfo(body=body)
+        info = RequestInfo()
         model, call = gemini_call(path)
         info.request_model = model
         if method.upper() == "POST" and call in _OPERATIONS:
@@ -157,7 +157,7 @@ class GenerateContentReader:
         self.record = record
         self.reasons = FinishReasons(record)
         self.blocked = False
-        self.text: list[str] | None = [] if record.keep_output else None
+        self.text: list[str] | None = [] if record.options.keep_output else None
 
     def read(self, response: Any) -> None:
         """Take one decoded response object (a stream event or a body)."""

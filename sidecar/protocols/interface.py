@@ -36,12 +36,14 @@ class WireProtocol(ABC):
     def error_body(self, status: int, message: str) -> bytes:
         """A JSON error body in this provider's own error shape."""
 
-    def inject_stream_usage(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
-        """A body asking upstream to report usage on a stream, or None when not needed."""
+    def inject_stream_usage(self, info: RequestInfo, body: Any, raw_body: bytes) -> bytes | None:
+        """A body asking upstream to report usage on a stream, or None when not needed;
+        `body` is `raw_body` decoded."""
         return None
 
-    def inject_logprobs(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
-        """A body also asking upstream for token logprobs, or None when not possible."""
+    def inject_logprobs(self, info: RequestInfo, body: Any, raw_body: bytes) -> bytes | None:
+        """A body also asking upstream for token logprobs, or None when not possible;
+        `body` is `raw_body` decoded."""
         return None
 
     def stream_filter(self, *, usage: bool = True, logprobs: bool = False) -> StreamFilter | None:

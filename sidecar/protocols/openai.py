@@ -50,7 +50,7 @@ class OpenAIProtocol(WireProtocol):
         return path in _STANDARD_PATHS or path.startswith("/v1/responses/")
 
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
-        info = RequestInfo(body=body)
+        info = RequestInfo()
         if isinstance(body, dict):
             read_request_params(info, body)
             info.logprobs = _asks_for_logprobs(body)
@@ -80,13 +80,12 @@ class OpenAIProtocol(WireProtocol):
         error = {"message": message, "type": kind, "param": None, "code": code}
         return orjson.dumps({"error": error})
 
-    def inject_stream_usage(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+    def inject_stream_usage(self, info: RequestInfo, body: Any, raw_body: bytes) -> bytes | None:
         """Ask for a final usage chunk on chat/completions streams that did not ask for one.
 
         Only chat (`messages`) and text completion bodies: the Responses API always reports
         usage and rejects `include_usage`.
         """
-        body = info.body
         if not info.stream or not isinstance(body, dict):
             return None
         if info.operation != "text_completion" and not (
@@ -107,9 +106,8 @@ class OpenAIProtocol(WireProtocol):
         except TypeError:
             return None
 
-    def inject_logprobs(self, info: RequestInfo, raw_body: bytes) -> bytes | None:
+    def inject_logprobs(self, info: RequestInfo, body: Any, raw_body: bytes) -> bytes | None:
         """Ask a chat completion for logprobs the app did not ask for (None: not possible)."""
-        body = info.body
         if info.logprobs or info.operation != "chat" or not isinstance(body, dict):
             return None
         if "messages" not in body or body.get("top_logprobs") not in (None, 0):

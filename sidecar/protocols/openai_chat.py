@@ -128,7 +128,7 @@ class ChatBodyParser(BodyParser):
                     continue
                 if record.request.logprobs:
                     record.add_logprobs(choice_logprobs(choice))
-                if record.keep_output and record.output_text is None:
+                if record.options.keep_output and record.output_text is None:
                     text = _choice_text(choice, "message", "content")
                     record.output_text = text if text is not None else _choice_text(choice, "text")
                     record.output_tool_calls = [
@@ -165,7 +165,7 @@ class ChatStreamParser(StreamParser):
         self._reasons = FinishReasons(record)
         self._done = False
         self._probes = _ID_PROBES
-        self._text: list[str] | None = [] if record.keep_output else None
+        self._text: list[str] | None = [] if record.options.keep_output else None
         self._tools: dict[int, list[str]] = {}
         self._logprobs = record.request.logprobs
 

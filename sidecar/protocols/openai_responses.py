@@ -94,7 +94,7 @@ class ResponsesBodyParser(BodyParser):
         read_response(self.record, body)
         if self.record.request.logprobs:
             self.record.add_logprobs(response_logprobs(body))
-        if self.record.keep_output:
+        if self.record.options.keep_output:
             self.record.output_text = response_output_text(body)
 
 
@@ -108,7 +108,7 @@ class ResponsesStreamParser(StreamParser):
     def __init__(self, record: CallRecord, content_encoding: str = "") -> None:
         super().__init__(record, content_encoding)
         self._terminal = False
-        self._text: list[str] | None = [] if record.keep_output else None
+        self._text: list[str] | None = [] if record.options.keep_output else None
 
     @property
     def complete(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
+from typing import Protocol
 
 from aiohttp import web
 
@@ -43,6 +44,14 @@ async def pause(call: Call, seconds: float) -> None:
         await asyncio.sleep(min(left, _POLL_S))
 
 
+class _Compressor(Protocol):
+    """What `zlib.compressobj()` returns (its class is not public)."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self, mode: int = ..., /) -> bytes: ...
+
+
 class Responder:
     """Sends one reply, whole (`send_body`) or as a stream (`start`, `event`, `chunk`, `finish`)."""
 
@@ -51,7 +60,7 @@ class Responder:
         self.headers = headers
         self.chunks_sent = 0
         self._paced = 0
-        self._gzip: zlib._Compress | None = None
+        self._gzip: _Compressor | None = None
 
     async def send_body(
         self, body: bytes, content_type: str, chunks: int = 1

@@ -1,6 +1,6 @@
 """The metric definitions: one table (`METRICS`) of every exported metric and label.
 
-It drives registration in sidecar/telemetry/prometheus.py and the generated reference in
+It drives registration in sidecar/telemetry/registry.py and the generated reference in
 docs/metrics.md (sidecar/telemetry/metrics_doc.py).
 """
 

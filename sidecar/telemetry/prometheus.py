@@ -1,44 +1,23 @@
-"""The Prometheus sink: turns finished CallRecords into the metrics of DESIGN.md section 4.
+"""The Prometheus sink: turns finished CallRecords into the call metrics (docs/metrics.md).
 
 The metrics are defined once, in `METRICS` (sidecar/telemetry/metric_defs.py, re-exported
-here): that table drives registration here and the generated docs/metrics.md.
+here), and registered once in the sidecar's `MetricRegistry` (registry.py); that table also
+drives the generated docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    GCCollector,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from sidecar.config.models import TelemetryConfig
 from sidecar.record import CallRecord
-from sidecar.telemetry.drops import TelemetryDrops
-from sidecar.telemetry.labels import ModelLabels
 from sidecar.telemetry.metric_defs import (
-    COMMON_LABELS,
     CONFIDENCE,
     COST,
     COST_UNKNOWN,
-    COUNTER,
     DURATION_BUCKETS,
-    GAUGE,
-    HISTOGRAM,
     IN_FLIGHT,
-    LABEL_OVERFLOW,
-    LABELS,
     LOW_CONFIDENCE,
     METRICS,
     OPERATION_DURATION,
@@ -46,47 +25,18 @@ from sidecar.telemetry.metric_defs import (
     REPEAT_OUTPUTS,
     REQUESTS,
     RETRIES,
-    TELEMETRY_DROPPED,
     TIME_PER_OUTPUT_CHUNK,
     TIME_TO_FIRST_CHUNK,
     TOKEN_USAGE,
     TOKENS,
-    MetricDef,
 )
+from sidecar.telemetry.registry import MetricRegistry
 
-__all__ = [
-    "COMMON_LABELS",
-    "COUNTER",
-    "DURATION_BUCKETS",
-    "GAUGE",
-    "HISTOGRAM",
-    "LABELS",
-    "METRICS",
-    "MetricDef",
-    "PrometheusSink",
-    "register",
-]
+__all__ = ["DURATION_BUCKETS", "METRICS", "PrometheusSink"]
 
 # Cached per-label-set children; past this many label sets the oldest is forgotten
 # (its series stay in the registry, only the shortcut to them goes).
 MAX_CACHED_LABEL_SETS = 2048
-
-
-def register(metric: MetricDef, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
-    """Create the prometheus_client metric for one definition on `registry`."""
-    unit = "seconds" if metric.unit == "s" else ""
-    if metric.kind == COUNTER:
-        return Counter(metric.name, metric.description, metric.labels, registry=registry)
-    if metric.kind == GAUGE:
-        return Gauge(metric.name, metric.description, metric.labels, unit=unit, registry=registry)
-    return Histogram(
-        metric.name,
-        metric.description,
-        metric.labels,
-        unit=unit,
-        buckets=metric.buckets,
-        registry=registry,
-    )
 
 
 class _LabelSet:
@@ -94,7 +44,7 @@ class _LabelSet:
 
     __slots__ = ("_children", "_metrics", "_values")
 
-    def __init__(self, metrics: dict[str, Any], values: tuple[str, ...]) -> None:
+    def __init__(self, metrics: MetricRegistry, values: tuple[str, ...]) -> None:
         self._metrics = metrics
         self._values = values
         self._children: dict[tuple[str, ...], Any] = {}
@@ -103,35 +53,9 @@ class _LabelSet:
         """The child of metric `key[0]` whose extra labels take the values `key[1:]`."""
         child = self._children.get(key)
         if child is None:
-            child = self._metrics[key[0]].labels(*self._values, *key[1:])
+            child = self._metrics.metric(key[0]).labels(*self._values, *key[1:])
             self._children[key] = child
         return child
-
-
-class _ScrapeTimeCounters(Collector):
-    """Exports the counters kept outside the registry: telemetry drops and label overflow."""
-
-    def __init__(
-        self, drops: TelemetryDrops, request_models: ModelLabels, response_models: ModelLabels
-    ) -> None:
-        self._drops = drops
-        self._request_models = request_models
-        self._response_models = response_models
-
-    def collect(self) -> Iterable[Metric]:
-        """The current values, read at scrape time."""
-        dropped = CounterMetricFamily(
-            TELEMETRY_DROPPED.name, TELEMETRY_DROPPED.description, labels=TELEMETRY_DROPPED.labels
-        )
-        counts = {"pipeline": 0, **self._drops.snapshot()}
-        for sink, count in sorted(counts.items()):
-            dropped.add_metric([sink], count)
-        overflow = CounterMetricFamily(
-            LABEL_OVERFLOW.name, LABEL_OVERFLOW.description, labels=LABEL_OVERFLOW.labels
-        )
-        overflow.add_metric(["gen_ai_request_model"], self._request_models.overflowed)
-        overflow.add_metric(["gen_ai_response_model"], self._response_models.overflowed)
-        return [dropped, overflow]
 
 
 def _token_counts(record: CallRecord) -> Iterator[tuple[str, int]]:
@@ -148,44 +72,24 @@ def _token_counts(record: CallRecord) -> Iterator[tuple[str, int]]:
 
 
 class PrometheusSink:
-    """A pipeline sink that keeps the metrics in its own registry and renders /metrics."""
+    """A pipeline sink that writes the call metrics into the sidecar's MetricRegistry."""
 
     name = "prometheus"
 
-    def __init__(
-        self,
-        telemetry: TelemetryConfig,
-        drops: TelemetryDrops,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        self.registry = CollectorRegistry() if registry is None else registry
-        self.request_models = ModelLabels(telemetry.max_model_labels)
-        self.response_models = ModelLabels(telemetry.max_model_labels)
-        self._drops = drops
-        self._metrics: dict[str, Any] = {
-            metric.name: register(metric, self.registry)
-            for metric in METRICS
-            if not metric.collected
-        }
-        self.registry.register(
-            _ScrapeTimeCounters(drops, self.request_models, self.response_models)
-        )
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+    def __init__(self, metrics: MetricRegistry) -> None:
+        self.metrics = metrics
+        self.request_models = metrics.request_models
+        self.response_models = metrics.response_models
         self._label_sets: dict[tuple[str, ...], _LabelSet] = {}
         # Bounded by configuration: operations, providers and upstreams are fixed sets.
         self._in_flight: dict[tuple[str, str, str], Any] = {}
-
-    def metric(self, definition: MetricDef) -> Any:
-        """The registered prometheus_client metric of `definition` (for sidecar.experiments)."""
-        return self._metrics[definition.name]
+        self._in_flight_gauge = metrics.metric(IN_FLIGHT.name)
 
     def _in_flight_child(self, record: CallRecord) -> Any:
         key = (record.request.operation, record.provider_name, record.upstream)
         child = self._in_flight.get(key)
         if child is None:
-            child = self._in_flight[key] = self._metrics[IN_FLIGHT.name].labels(*key)
+            child = self._in_flight[key] = self._in_flight_gauge.labels(*key)
         return child
 
     def _label_set(self, record: CallRecord) -> _LabelSet:
@@ -202,7 +106,7 @@ class PrometheusSink:
         if label_set is None:
             if len(self._label_sets) >= MAX_CACHED_LABEL_SETS:
                 del self._label_sets[next(iter(self._label_sets))]
-            label_set = self._label_sets[values] = _LabelSet(self._metrics, values)
+            label_set = self._label_sets[values] = _LabelSet(self.metrics, values)
         return label_set
 
     def call_started(self, record: CallRecord) -> None:
@@ -247,13 +151,12 @@ class PrometheusSink:
 
     def dropped(self, record: CallRecord) -> None:
         """Count a finished call the pipeline dropped, and end its in-flight count."""
-        self._drops.add("pipeline", 1)
+        self.metrics.drops.add("pipeline", 1)
         self._in_flight_child(record).dec()
 
     def close(self) -> None:
-        """Nothing to flush: the registry lives as long as the sink."""
+        """Nothing to flush: the registry lives as long as the sidecar."""
 
     def render(self, accept: str) -> tuple[bytes, str]:
-        """The /metrics body and its content type; OpenMetrics when `accept` asks for it."""
-        encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        """The /metrics body and its content type (the registry's exposition)."""
+        return self.metrics.render(accept)

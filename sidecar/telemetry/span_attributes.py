@@ -93,7 +93,7 @@ def content_attributes(record: CallRecord, max_chars: int) -> dict[str, Attribut
     attributes: dict[str, AttributeValue] = {}
     if max_chars <= 0:
         return attributes
-    body = record.request.body
+    body = record.request_body
     if isinstance(body, dict):
         messages = _input_messages(body, _Budget(max_chars))
         if messages:

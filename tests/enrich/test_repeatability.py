@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sidecar.config.enrich import RepeatabilityConfig
 from sidecar.enrich.repeatability import RepeatabilityEnricher
+from sidecar.forward.facts import request_fingerprint
 from sidecar.record import CallRecord, RequestInfo
 from tests.helpers.metrics import scrape, series, total
 from tests.helpers.records import RecordingSink
@@ -72,10 +73,12 @@ def repeatable_record(prompt: str) -> CallRecord:
         path="/v1/chat/completions",
         server_address="127.0.0.1",
         server_port=1,
-        request=RequestInfo(
-            operation="chat",
-            temperature=0.0,
-            body={"model": "m", "temperature": 0, "messages": [{"content": prompt}]},
+        request=RequestInfo(operation="chat", temperature=0.0),
+        request_fingerprint=request_fingerprint(
+            "openai",
+            "POST",
+            "/v1/chat/completions",
+            {"model": "m", "temperature": 0, "messages": [{"content": prompt}]},
         ),
     )
     record.finish_reasons = ["stop"]

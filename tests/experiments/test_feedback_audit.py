@@ -168,7 +168,7 @@ def test_the_audit_file_is_rotated_by_size(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(AuditConfig(sample_rate=1.0, path=str(path), max_bytes=1500, backups=2))
     record = CallRecord("openai", "openai", "openai", "POST", "/v1/chat/completions", "h", 1)
-    record.request.body = {"messages": [{"role": "user", "content": "x" * 400}]}
+    record.request_body = {"messages": [{"role": "user", "content": "x" * 400}]}
     for _ in range(12):
         log.write(record)
     log.close()

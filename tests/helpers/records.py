@@ -60,7 +60,6 @@ def make_record(**changes: Any) -> CallRecord:
         top_p=0.9,
         seed=7,
         choice_count=2,
-        body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]},
     )
     record = CallRecord(
         upstream="openai",
@@ -71,6 +70,7 @@ def make_record(**changes: Any) -> CallRecord:
         server_address="api.openai.com",
         server_port=443,
         request=request,
+        request_body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]},
         start_unix_ns=START_NS,
         received=100.0,
         upstream_headers=100.1,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sidecar.protocols.interface import WireProtocol
 from sidecar.protocols.parsers import ResponseParser
-from sidecar.record import CallRecord
+from sidecar.record import CallOptions, CallRecord
 
 # Ways a body can reach the parser: all must give the same record.
 WAYS = ("whole", "bytewise", "pieces", "crlf", "gzip")
@@ -54,7 +54,7 @@ def new_record(
         server_port=443,
         request=protocol.classify(method, path, "", body),
         http_status=status,
-        capture_content=capture,
+        options=CallOptions(keep_output=capture),
     )
 
 

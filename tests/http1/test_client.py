@@ -237,11 +237,11 @@ async def test_request_bytes_on_the_wire(start: Start) -> None:
 
 async def test_host_header_omits_default_port_and_rejects_line_breaks() -> None:
     pool = UpstreamPool("api.example.com", 443, tls=True, connect_timeout=1, read_timeout=1)
-    assert pool._encode("GET", "/", CIMultiDict(), b"").startswith(
+    assert pool.encode_head("GET", "/", CIMultiDict(), b"").startswith(
         b"GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n"
     )
     with pytest.raises(ValueError):
-        pool._encode("GET", "/", CIMultiDict([("X", "a\r\nEvil: 1")]), b"")
+        pool.encode_head("GET", "/", CIMultiDict([("X", "a\r\nEvil: 1")]), b"")
 
 
 async def test_stale_idle_connection_is_resent_on_a_fresh_one(start: Start) -> None:

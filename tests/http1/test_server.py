@@ -588,6 +588,38 @@ async def test_shutdown_closes_idle_lets_requests_finish_and_aborts_the_rest() -
         assert server.in_flight == 0
 
 
+async def test_a_first_request_sent_as_the_drain_begins_is_answered() -> None:
+    # Accepted before the drain, its request arrives a moment after: closing the
+    # connection then would drop a valid call. A keep-alive connection that sits idle
+    # after its request is closed at once, and a silent one after the short grace.
+    handler = Recorder()
+    server = ProxyServer(handler, max_body_bytes=100, client_timeout=5)
+    await server.start("127.0.0.1", 0)
+    async with (
+        raw(server) as (late, late_w),
+        raw(server) as (used, used_w),
+        raw(server) as (
+            silent,
+            _,
+        ),
+    ):
+        used_w.write(b"GET /first HTTP/1.1\r\n\r\n")
+        (reply,) = await used.replies(1)
+        assert reply.status == 200
+        late_w.write(b"POST /late HTTP/1.1\r\nContent-Le")
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        shutdown = asyncio.create_task(server.shutdown(5.0))
+        assert await used.closed(0.2)
+        await asyncio.sleep(0.1)
+        late_w.write(b"ngth: 2\r\n\r\nhi")
+        (reply,) = await late.replies(1)
+        assert (reply.status, reply.body, reply.header("Connection")) == (200, b"got:hi", "close")
+        assert await silent.closed(1.0)
+        assert await shutdown == 0
+        assert time.monotonic() - started < 1.0
+
+
 async def test_set_limits_applies_to_new_requests() -> None:
     handler = Recorder()
     async with serving(handler, max_body_bytes=100) as server:

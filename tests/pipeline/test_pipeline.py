@@ -66,7 +66,7 @@ async def test_records_are_enriched_then_reach_every_sink_even_past_a_broken_one
     def broken_enricher(record: CallRecord) -> None:
         raise ValueError("broken enricher")
 
-    pipeline = Pipeline([BrokenSink(), good], enrichers=[broken_enricher, enrich])
+    pipeline = Pipeline([BrokenSink(), good], stages=[broken_enricher, enrich])
     pipeline.start()
     records = [make_record(str(i)) for i in range(5)]
     for record in records:

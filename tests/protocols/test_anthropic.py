@@ -155,7 +155,7 @@ def test_classify_messages() -> None:
     assert info.operation == "chat"
     assert info.request_model == "claude-sonnet-4-5"
     assert (info.stream, info.max_tokens, info.temperature, info.top_p) == (True, 1024, 0.7, 0.9)
-    assert info.body is body
+    assert not hasattr(info, "body")  # the decoded body never rides the request facts
 
 
 @pytest.mark.parametrize(
@@ -334,5 +334,5 @@ def test_error_body_shape(status: int, kind: str) -> None:
 
 def test_no_stream_usage_injection() -> None:
     info = ANTHROPIC.classify("POST", MESSAGES, "", REQUEST)
-    assert ANTHROPIC.inject_stream_usage(info, orjson.dumps(REQUEST)) is None
+    assert ANTHROPIC.inject_stream_usage(info, REQUEST, orjson.dumps(REQUEST)) is None
     assert ANTHROPIC.stream_filter() is None

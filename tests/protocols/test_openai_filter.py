@@ -17,7 +17,7 @@ MESSAGES = [{"role": "user", "content": "Hi"}]
 
 def inject(body: dict[str, object], raw: bytes | None = None, path: str = CHAT) -> bytes | None:
     raw = orjson.dumps(body) if raw is None else raw
-    return OPENAI.inject_stream_usage(OPENAI.classify("POST", path, "", body), raw)
+    return OPENAI.inject_stream_usage(OPENAI.classify("POST", path, "", body), body, raw)
 
 
 def filtered(stream: bytes, piece_size: int) -> bytes:
@@ -83,7 +83,7 @@ def test_inject_not_needed(body: dict[str, object], path: str) -> None:
 
 def test_inject_ignores_non_object_bodies() -> None:
     info = OPENAI.classify("POST", CHAT, "", [1, 2])
-    assert OPENAI.inject_stream_usage(info, b"[1,2]") is None
+    assert OPENAI.inject_stream_usage(info, [1, 2], b"[1,2]") is None
 
 
 # --- the filter -------------------------------------------------------------------

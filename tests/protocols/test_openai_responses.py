@@ -189,4 +189,4 @@ def test_response_body(way: str) -> None:
 
 def test_responses_request_is_never_given_include_usage() -> None:
     info = OPENAI.classify("POST", PATH, "", REQUEST)
-    assert OPENAI.inject_stream_usage(info, orjson.dumps(REQUEST)) is None
+    assert OPENAI.inject_stream_usage(info, REQUEST, orjson.dumps(REQUEST)) is None

@@ -25,6 +25,7 @@ from sidecar.telemetry import metrics_doc, prometheus
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.labels import OTHER, ModelLabels
 from sidecar.telemetry.prometheus import METRICS, PrometheusSink
+from sidecar.telemetry.registry import MetricRegistry
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 
@@ -58,12 +59,8 @@ def make_record(
         path=f"/v1/x?key={API_KEY}",
         server_address="127.0.0.1",
         server_port=9,
-        request=RequestInfo(
-            operation=operation,
-            request_model=model,
-            stream=stream,
-            body={"model": model, "messages": [{"role": "user", "content": API_KEY}]},
-        ),
+        request=RequestInfo(operation=operation, request_model=model, stream=stream),
+        request_body={"model": model, "messages": [{"role": "user", "content": API_KEY}]},
     )
     record.received = 100.0
     record.end = 100.0 + duration
@@ -109,7 +106,8 @@ def label_values(samples: list[Sample], name: str, label: str) -> set[str]:
 
 
 def new_sink(max_model_labels: int = 100) -> PrometheusSink:
-    return PrometheusSink(TelemetryConfig(max_model_labels=max_model_labels), TelemetryDrops())
+    telemetry = TelemetryConfig(max_model_labels=max_model_labels)
+    return PrometheusSink(MetricRegistry(telemetry, TelemetryDrops()))
 
 
 KNOWN_CALLS = (
@@ -385,7 +383,7 @@ def test_openmetrics_is_served_when_asked_for() -> None:
 
 def test_dropped_telemetry_of_every_sink_is_exported() -> None:
     drops = TelemetryDrops()
-    sink = PrometheusSink(TelemetryConfig(), drops)
+    sink = PrometheusSink(MetricRegistry(TelemetryConfig(), drops))
     dropped = "model_sidecar_telemetry_dropped_total"
     assert total(scrape(sink), dropped, sink="pipeline") == 0  # present before any drop
     calls = [KNOWN_CALLS[0], KNOWN_CALLS[1], KNOWN_CALLS[0], KNOWN_CALLS[2]]

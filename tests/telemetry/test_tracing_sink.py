@@ -248,7 +248,7 @@ async def test_content_capture_when_opted_in(receiver: OtlpReceiver) -> None:
     sink = make_sink(environ)
     assert sink.capture_content is True
     chat = make_record(span_id=1)
-    chat.request.body["messages"] = [
+    chat.request_body["messages"] = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": PROMPT}]},
         {
@@ -261,7 +261,7 @@ async def test_content_capture_when_opted_in(receiver: OtlpReceiver) -> None:
         {"role": "tool", "tool_call_id": "call_1", "content": "42"},
     ]
     anthropic = make_record(span_id=2, protocol="anthropic", provider_name="anthropic")
-    anthropic.request.body = {
+    anthropic.request_body = {
         "system": "You are terse.",
         "messages": [
             {"role": "user", "content": PROMPT},
@@ -272,7 +272,7 @@ async def test_content_capture_when_opted_in(receiver: OtlpReceiver) -> None:
         ],
     }
     gemini = make_record(span_id=3, protocol="gemini", provider_name="gcp.gemini")
-    gemini.request.body = {
+    gemini.request_body = {
         "systemInstruction": {"parts": [{"text": "Answer in French."}]},
         "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
     }
@@ -329,7 +329,7 @@ async def test_captured_content_is_truncated_to_the_configured_size(
     environ = receiver.environ(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
     sink = make_sink(environ, max_chars=30)
     record = make_record(output_text="x" * 1000)
-    record.request.body["messages"] = [
+    record.request_body["messages"] = [
         {"role": "user", "content": "a" * 20},
         {"role": "user", "content": "b" * 20},
         {"role": "user", "content": "c" * 20},
