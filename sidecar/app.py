@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -17,8 +18,12 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import disable_created_metrics
+
 from sidecar import __version__
-from sidecar.admin import AdminListener
+from sidecar.admin.auth import is_loopback
+from sidecar.admin.listener import AdminListener
+from sidecar.admin.token import TOKEN_FILE_ENV, TOKEN_FILE_SETTING, AdminToken
 from sidecar.config.load import ConfigError
 from sidecar.config.models import SidecarConfig, split_host_port
 from sidecar.config.reload import RELOAD_INTERVAL_SECONDS, RESTART_SECTIONS, ReloadHistory
@@ -40,6 +45,23 @@ from sidecar.telemetry.registry import MetricRegistry
 from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.app")
+
+# Why a listener could not bind, in words for the operator (by errno).
+_BIND_FAILURES = {
+    errno.EADDRINUSE: "the address is already in use (is another model-sidecar running there?)",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+}
+
+
+class ListenError(Exception):
+    """A listener could not bind its address; the message says which and why, in one line."""
+
+    def __init__(self, role: str, flag: str, address: str, error: OSError) -> None:
+        reason = _BIND_FAILURES.get(error.errno or 0) or (error.strerror or str(error))
+        super().__init__(
+            f"cannot listen on {address} ({role}, {flag}): {reason}; choose another with {flag}"
+        )
 
 
 def _bound_url(address: tuple[str, int]) -> str:
@@ -67,10 +89,17 @@ class Sidecar:
         self.reload_interval = reload_interval
         self.reloads = ReloadHistory()
         self.environ = os.environ if environ is None else environ
+        # The admin token (from its file; AdminTokenError when the file cannot be used).
+        self.admin_token = AdminToken(config.admin_token_file)
         # The routing state (config, upstreams, router, pools, retry policy), swapped on reload.
         self.routing = LiveRouting(config)
 
         # Telemetry: one registry for every metric, and the sinks that read finished calls.
+        # No `_created` series: they double the size of /metrics and nothing reads them (the
+        # dashboards and alerts use rate() and increase()). prometheus_client keeps this switch
+        # as module state, not per registry, so the composition root turns it off, once per
+        # process, before any metric is created.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.drops = TelemetryDrops()
         self.metrics = MetricRegistry(config.telemetry, self.drops)
         self.prometheus = PrometheusSink(self.metrics)
@@ -134,6 +163,7 @@ class Sidecar:
             draining=lambda: self.draining,
             status=self.status,
             experiments=self.experiments,
+            token=self.admin_token.current,
         )
         self._background: set[asyncio.Task[None]] = set()
         self.draining = False
@@ -164,9 +194,27 @@ class Sidecar:
         self.pipeline.start()
         config = self.config
         host, port = split_host_port(config.listen)
-        await self._proxy_server.start(host, port)
+        try:
+            await self._proxy_server.start(host, port)
+        except OSError as exc:
+            await self.pipeline.close()
+            raise ListenError("proxy", "--listen", config.listen, exc) from exc
         host, port = split_host_port(config.admin_listen)
-        await self.admin.start(host, port)
+        try:
+            await self.admin.start(host, port)
+        except OSError as exc:
+            await self._proxy_server.shutdown(0)
+            await self.pipeline.close()
+            raise ListenError("admin", "--admin-listen", config.admin_listen, exc) from exc
+        if not self.admin_token.configured and not (host == "localhost" or is_loopback(host)):
+            log.warning(
+                "the admin listener %s is not on loopback and no admin token is set: control "
+                "endpoints (POST /experiments/...) answer loopback peers only; set %s or %s to "
+                "a token file to call them from elsewhere",
+                config.admin_listen,
+                TOKEN_FILE_SETTING,
+                TOKEN_FILE_ENV,
+            )
         log.info(
             "listening",
             extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
@@ -228,6 +276,7 @@ class Sidecar:
         )
         self.enrichment.client_retries.reconfigure(config.retries)
         self.experiments.reconfigure(config, self.routing.current.upstreams)
+        self.admin_token.reload(config.admin_token_file)
         self.reloads.applied()
         log.info("config reloaded", extra={"experiments": [e.name for e in config.experiments]})
         if retired:
@@ -244,6 +293,9 @@ class Sidecar:
             "gc_frozen_objects": gc.get_freeze_count(),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
             "tracing": self.tracing is not None,
+            # Whether control endpoints need the token or answer loopback peers only (never
+            # the token, nor its file's content).
+            "admin_control": "token" if self.admin_token.configured else "loopback_only",
             "upstreams": {
                 name: {
                     "url": upstream.base_url,
@@ -264,9 +316,24 @@ class Sidecar:
             return
         self.stopped = True
         self.draining = True
-        cut_off = await self._proxy_server.shutdown(self.config.limits.shutdown_grace_seconds)
+        grace = self.config.limits.shutdown_grace_seconds
+        in_flight = self.proxy.in_flight
+        log.info(
+            "draining %d in-flight call%s, grace %g s",
+            in_flight,
+            "" if in_flight == 1 else "s",
+            grace,
+            extra={"in_flight": in_flight, "grace_seconds": grace},
+        )
+        started = time.monotonic()
+        cut_off = await self._proxy_server.shutdown(grace)
         if cut_off:
-            log.warning("shutdown grace ran out", extra={"in_flight": cut_off})
+            log.warning(
+                "shutdown grace ran out: %d call%s cut off",
+                cut_off,
+                "" if cut_off == 1 else "s",
+                extra={"in_flight": cut_off},
+            )
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -278,3 +345,8 @@ class Sidecar:
         await self.routing.close()
         await self.pipeline.close()
         await self.admin.stop()
+        log.info(
+            "stopped after %.1f s of draining%s",
+            time.monotonic() - started,
+            f" ({cut_off} cut off)" if cut_off else ": every call finished",
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -32,6 +34,35 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+class LogThrottle:
+    """Lets a message through at most once per `interval` seconds for each key (e.g. an
+    upstream and a reason), on a monotonic clock; remembers at most `max_keys` keys."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        max_keys: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self._max_keys = max_keys
+        self._clock = clock
+        self._last: OrderedDict[Hashable, float] = OrderedDict()
+
+    def allow(self, key: Hashable) -> bool:
+        """True when no message for `key` went out within the interval (and note this one)."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self._max_keys:
+            self._last.popitem(last=False)
+        return True
 
 
 def is_client_protocol_error(record: logging.LogRecord) -> bool:

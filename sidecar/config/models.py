@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from sidecar.config.experiments import (
     ConfigProblems,
     ExperimentConfig,
     FeedbackConfig,
+    Problem,
     check_experiments,
 )
 from sidecar.config.retry import RetryConfig
@@ -152,7 +154,14 @@ class SidecarConfig(Strict):
     )
     admin_listen: str = Field(
         default="127.0.0.1:9788",
-        description="HOST:PORT of /metrics, /healthz, /readyz and /status.",
+        description="HOST:PORT of /metrics, /healthz, /readyz and /status (open to any peer) "
+        "and the control endpoints (token, or loopback peers only).",
+    )
+    admin_token_file: str | None = Field(
+        default=None,
+        description="File holding the token that control endpoints of the admin listener "
+        "require as `Authorization: Bearer <token>` (e.g. a mounted Secret); re-read on reload "
+        "and when it changes. Unset: control endpoints answer loopback peers only.",
     )
     upstreams: dict[str, UpstreamConfig] = Field(
         default_factory=dict,
@@ -192,9 +201,11 @@ class SidecarConfig(Strict):
         default_factory=AuditConfig, description="Opt-in sample of calls for human audits."
     )
 
-    @field_validator("listen", "admin_listen")
+    @field_validator("listen", "admin_listen", mode="before")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8788), got {value!r}")
         return _check_host_port(value)
 
     @model_validator(mode="before")
@@ -213,27 +224,40 @@ class SidecarConfig(Strict):
 
     @model_validator(mode="after")
     def _check_upstreams(self) -> SidecarConfig:
+        problems: list[Problem] = []
         if self.default_upstream not in self.upstreams:
-            raise ValueError(
-                f"default_upstream {self.default_upstream!r} is not one of the upstreams "
-                f"({', '.join(sorted(self.upstreams))})"
+            known = sorted(self.upstreams)
+            close = difflib.get_close_matches(self.default_upstream, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                Problem(
+                    ("default_upstream",),
+                    f"default_upstream {self.default_upstream!r} is not one of the upstreams "
+                    f"({', '.join(known)}){hint}",
+                )
             )
         prefixes: dict[str, str] = {}
         for name, upstream in self.upstreams.items():
             if upstream.path_prefix:
+                at = ("upstreams", name, "path_prefix")
                 if upstream.path_prefix in prefixes:
-                    raise ValueError(
-                        f"upstreams {prefixes[upstream.path_prefix]!r} and {name!r} "
-                        f"claim the same path_prefix {upstream.path_prefix!r}"
+                    problems.append(
+                        Problem(
+                            at,
+                            f"upstreams {prefixes[upstream.path_prefix]!r} and {name!r} "
+                            f"claim the same path_prefix {upstream.path_prefix!r}",
+                        )
                     )
                 if upstream.path_prefix == "/_sidecar" or upstream.path_prefix.startswith(
                     "/_sidecar/"
                 ):
-                    raise ValueError(f"upstream {name!r}: /_sidecar is reserved for the sidecar")
+                    problems.append(
+                        Problem(at, f"upstream {name!r}: /_sidecar is reserved for the sidecar")
+                    )
                 prefixes[upstream.path_prefix] = name
-        errors = check_experiments(self.experiments, self.upstreams)
-        if errors:
-            raise ConfigProblems(errors)
+        problems += check_experiments(self.experiments, self.upstreams)
+        if problems:
+            raise ConfigProblems(problems)
         return self
 
     def protocol_upstream(self, protocol: str) -> str:

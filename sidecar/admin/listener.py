@@ -1,7 +1,8 @@
 """The admin listener: /metrics, /healthz, /readyz, /status, and the control endpoints.
 
 It reads the running sidecar only through the callables it is given, so it holds no state of
-its own and never reaches into the parts it reports on.
+its own and never reaches into the parts it reports on. Every request passes `ControlAuth`
+first (sidecar/admin/auth.py): control endpoints added here are protected by construction.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar.admin.auth import ControlAuth
 from sidecar.experiments.runtime import Experiments
 
 
@@ -24,7 +26,9 @@ class AdminListener:
         draining: Callable[[], bool],
         status: Callable[[], dict[str, Any]],
         experiments: Experiments,
+        token: Callable[[], str | None],
     ) -> None:
+        self._auth = ControlAuth(token)
         self._render_metrics = metrics
         self._draining = draining
         self._status_of = status
@@ -40,7 +44,12 @@ class AdminListener:
         """Bind and serve."""
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        try:
+            await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
 
     async def stop(self) -> None:
         """Stop serving and close open connections."""
@@ -48,7 +57,7 @@ class AdminListener:
             await self._runner.cleanup()
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth.middleware])
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
