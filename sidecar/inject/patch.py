@@ -142,10 +142,25 @@ def _append(items: list[Any] | None, path: str, values: Sequence[Any]) -> JsonPa
 
 
 def _config_volume(annotations: Mapping[str, str], template: InjectionTemplate) -> dict[str, Any]:
+    """The sidecar's config volume; a pod naming its own ConfigMap gets that ConfigMap as the
+    config source. A projected volume (config plus the admin token's Secret) keeps its other
+    sources, so the token file stays where MODEL_SIDECAR_ADMIN_TOKEN_FILE points."""
     config_map = annotations.get(ANNOTATION_CONFIG_MAP, "").strip()
-    if config_map:
-        return {"name": template.volume["name"], "configMap": {"name": config_map}}
-    return dict(template.volume)
+    if not config_map:
+        return dict(template.volume)
+    own = {"configMap": {"name": config_map}}
+    projected = template.volume.get("projected")
+    if not isinstance(projected, Mapping):
+        return {"name": template.volume["name"], **own}
+    sources = [
+        source
+        for source in projected.get("sources", [])
+        if not ("configMap" in source or "downwardAPI" in source)
+    ]
+    return {
+        "name": template.volume["name"],
+        "projected": {**projected, "sources": [own, *sources]},
+    }
 
 
 def _app_env_patch(pod: Mapping[str, Any], template: InjectionTemplate) -> JsonPatch:

@@ -116,11 +116,6 @@ def test_chart_mounts_the_secret_but_never_creates_it(rendered: Render) -> None:
     } in volume["projected"]["sources"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sidecar/inject/patch.py (_config_volume) swaps the whole config volume for a plain "
-    "configMap when a pod names model-sidecar.io/config-map, dropping the token's source",
-)
 def test_pod_naming_its_own_config_map_keeps_the_token(chart: helm.Chart) -> None:
     values = {"webhook": {"enabled": True}, "sidecar": {"adminTokenSecret": {"name": "ms-admin"}}}
     text = render(chart, values).one("ConfigMap", "injector")["data"]["injection.json"]
