@@ -39,11 +39,16 @@ RELOAD_CAVEATS = {
     "upstreams": "A changed URL gets a new connection pool; the old one closes once idle.",
     "experiments": "An experiment whose config did not change keeps its state (a rolled-back "
     "candidate stays rolled back); a changed or new one starts afresh.",
+    "admin_token_file": "The file is read again on every reload, and whenever it changes "
+    "(checked when a control endpoint is called), so a rotated Secret takes effect by itself; "
+    "a file that cannot be read keeps the last good token and logs why. At start-up, a "
+    "missing, unreadable or empty file stops the sidecar with one line saying why.",
 }
 
 EXAMPLE_YAML = """\
 listen: 127.0.0.1:8788
 admin_listen: 127.0.0.1:9788
+admin_token_file: /etc/model-sidecar/admin-token   # a mounted Secret; unset: loopback only
 default_upstream: openai
 upstreams:
   openai: {url: https://api.openai.com}
@@ -197,6 +202,8 @@ def _precedence() -> list[str]:
         f"| the config file | `--config FILE` | `{env}CONFIG` | — |",
         f"| proxy listener | `--listen HOST:PORT` | `{env}LISTEN` | `listen` |",
         f"| admin listener | `--admin-listen HOST:PORT` | `{env}ADMIN_LISTEN` | `admin_listen` |",
+        f"| admin token file | `--admin-token-file FILE` | `{env}ADMIN_TOKEN_FILE` "
+        "| `admin_token_file` |",
         f"| upstream URLs | `--upstream NAME=URL` (repeatable) "
         f"| `{env}UPSTREAMS=NAME=URL,NAME=URL` | `upstreams.<name>.url` |",
         "",
@@ -205,7 +212,9 @@ def _precedence() -> list[str]:
         "OpenAI-compatible upstream that claims the path prefix `/NAME`.",
         "",
         "`model-sidecar check-config FILE` validates a file (with the environment applied) and "
-        "prints the effective configuration, or every error (exit 1).",
+        "prints the effective configuration, or every error at once (exit 1), each with its "
+        "`file:line` (or the flag or variable that set the value), in plain words, with a "
+        "suggestion for a misspelt key or value; a FILE that cannot be read exits 2.",
         "",
     ]
 
@@ -238,9 +247,16 @@ def _tracing() -> list[str]:
     capture = ", ".join(f"`{value}`" for value in CAPTURE_CONTENT_VALUES)
     rows = [
         (
+            "OTEL_TRACES_EXPORTER",
+            "`otlp`",
+            "`otlp` (to the collector at the endpoint below), `console` (one JSON line per span "
+            "on stdout, no collector needed: for local debugging), `otlp,console` (both), or "
+            "`none`.",
+        ),
+        (
             f"{otlp}ENDPOINT",
             "unset",
-            "Collector URL; tracing is on when it (or the `TRACES_` variant) is set. With "
+            "Collector URL; OTLP export is on when it (or the `TRACES_` variant) is set. With "
             "`http/protobuf`, `/v1/traces` is appended; the `TRACES_` variant is used as is.",
         ),
         (f"{otlp}PROTOCOL", "`http/protobuf`", "`http/protobuf` or `grpc`."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
@@ -222,49 +222,76 @@ class NamedUpstream(Protocol):
     def protocol(self) -> str: ...
 
 
+class Problem(NamedTuple):
+    """One problem a cross-check found: where it is in the file (for its line) and the whole
+    explanation, which starts by saying where in words."""
+
+    loc: tuple[str | int, ...]
+    text: str
+
+
 def check_experiments(
     experiments: list[ExperimentConfig], upstreams: Mapping[str, NamedUpstream]
-) -> list[str]:
+) -> list[Problem]:
     """Every error across sections: weights, unknown upstreams, protocols, duplicates."""
-    errors: list[str] = []
+    errors: list[Problem] = []
     names: set[str] = set()
     matches: dict[tuple[str, str | None, str | None], str] = {}
     for index, experiment in enumerate(experiments):
+        at = ("experiments", index)
         where = f"experiments.{index} ({experiment.name})"
         weights = _weights_error(experiment)
         if weights:
-            errors.append(f"{where}: {weights}")
+            errors.append(Problem(at, f"{where}: {weights}"))
         if experiment.name in names:
-            errors.append(f"{where}: another experiment has the same name")
+            errors.append(Problem((*at, "name"), f"{where}: another experiment has the same name"))
         names.add(experiment.name)
         match = experiment.match
         key = (match.model, match.path, match.upstream)
         if key in matches:
-            errors.append(f"{where}: matches the same calls as experiment {matches[key]!r}")
+            errors.append(
+                Problem(
+                    (*at, "match"),
+                    f"{where}: matches the same calls as experiment {matches[key]!r}",
+                )
+            )
         matches[key] = experiment.name
         known = ", ".join(sorted(upstreams))
         if match.upstream is not None and match.upstream not in upstreams:
-            errors.append(f"{where}: match.upstream {match.upstream!r} is not one of: {known}")
+            errors.append(
+                Problem(
+                    (*at, "match", "upstream"),
+                    f"{where}: match.upstream {match.upstream!r} is not one of: {known}",
+                )
+            )
             continue
         ours, pinned_by = _control_protocol(match, upstreams)
         for number, candidate in enumerate(experiment.candidates):
             place = f"{where}: candidates.{number} ({candidate.model})"
+            spot = (*at, "candidates", number, "upstream")
             if candidate.upstream is None:
                 continue
             if candidate.upstream not in upstreams:
-                errors.append(f"{place}: upstream {candidate.upstream!r} is not one of: {known}")
+                unknown = f"{place}: upstream {candidate.upstream!r} is not one of: {known}"
+                errors.append(Problem(spot, unknown))
                 continue
             theirs = upstreams[candidate.upstream].protocol
             if ours is None:
                 errors.append(
-                    f"{place}: names upstream {candidate.upstream!r}, so the experiment must "
-                    "say which protocol its calls speak: set match.upstream or match.path"
+                    Problem(
+                        spot,
+                        f"{place}: names upstream {candidate.upstream!r}, so the experiment must "
+                        "say which protocol its calls speak: set match.upstream or match.path",
+                    )
                 )
             elif ours != theirs:
                 errors.append(
-                    f"{place}: upstream {candidate.upstream!r} speaks {theirs}, but the "
-                    f"control's calls ({pinned_by}) speak {ours}: a candidate must use the same "
-                    "protocol (the app's request is sent as it is)"
+                    Problem(
+                        spot,
+                        f"{place}: upstream {candidate.upstream!r} speaks {theirs}, but the "
+                        f"control's calls ({pinned_by}) speak {ours}: a candidate must use the "
+                        "same protocol (the app's request is sent as it is)",
+                    )
                 )
     return errors
 
@@ -289,8 +316,8 @@ def _weights_error(experiment: ExperimentConfig) -> str:
 class ConfigProblems(ValueError):
     """Several independent problems found by one validator, reported one per line."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(problem.text for problem in problems))
         self.problems = problems
 
 

@@ -150,17 +150,20 @@ CHANGES: dict[str, Any] = {
     ],
     "feedback": {"enabled": False},
     "audit": {"max_chars": 10},
+    "admin_token_file": "admin-token",  # written under the test's tmp_path first
 }
 
 
 async def test_reload_behaviour_in_the_doc_is_what_a_reload_does(
-    sidecar_factory: SidecarFactory,
+    sidecar_factory: SidecarFactory, tmp_path: Path
 ) -> None:
     assert set(CHANGES) == set(SidecarConfig.model_fields), "add a change for the new key"
+    (tmp_path / CHANGES["admin_token_file"]).write_text("reload-test-token\n")
+    changes = {**CHANGES, "admin_token_file": str(tmp_path / CHANGES["admin_token_file"])}
     doc = DOC.read_text()
     sidecar = await sidecar_factory()
     original = sidecar.config
-    for name, value in CHANGES.items():
+    for name, value in changes.items():
         changed = SidecarConfig.model_validate({**original.model_dump(mode="json"), name: value})
         assert getattr(changed, name) != getattr(original, name), name
         sidecar.reload(changed)
