@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -47,10 +48,14 @@ async def serve_until_signalled(
 ) -> int:
     """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully. With `loader`,
     SIGHUP (and a change of `config_file`) reloads the config."""
-    from sidecar.app import Sidecar
+    from sidecar.admin.token import AdminTokenError
+    from sidecar.app import ListenError, Sidecar
 
-    sidecar = Sidecar(config, config_loader=loader, config_file=config_file)
-    await sidecar.start()
+    try:
+        sidecar = Sidecar(config, config_loader=loader, config_file=config_file)
+        await sidecar.start()
+    except (AdminTokenError, ListenError) as exc:
+        return usage_error(str(exc))
     freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,10 +71,43 @@ async def serve_until_signalled(
     return 0
 
 
+EXIT_USAGE = 2  # as argparse: the command line (or what it names) is wrong
+
+
+def usage_error(message: str, command: str = "") -> int:
+    """Print one line saying what is wrong (no traceback) and return the usage exit status."""
+    prefix = f"model-sidecar {command}".rstrip()
+    print(f"{prefix}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def host_port(text: str) -> str:
+    """An argparse type: HOST:PORT with a port from 0 to 65535."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 0.0.0.0:8443, got {text!r}")
+    return text
+
+
 def _load(args: argparse.Namespace) -> SidecarConfig:
     upstreams = parse_upstream_flags(args.upstream or [])
     return load_config(
-        args.config, listen=args.listen, admin_listen=args.admin_listen, upstreams=upstreams
+        args.config,
+        listen=args.listen,
+        admin_listen=args.admin_listen,
+        admin_token_file=args.admin_token_file,
+        upstreams=upstreams,
     )
 
 
@@ -90,13 +128,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """`model-sidecar check-config FILE`: print the effective config or every error."""
+    """`model-sidecar check-config FILE`: print the effective config (exit 0) or every error at
+    once, each with its file:line (exit 1); a FILE that cannot be read is a usage error (2)."""
+    from sidecar.admin.token import AdminTokenError, read_token_file
+
+    if not os.path.isfile(args.file):
+        reason = "is a directory" if os.path.isdir(args.file) else "no such file"
+        return usage_error(f"{args.file}: {reason}", "check-config")
     try:
         config = load_config(args.file)
+        if config.admin_token_file:
+            read_token_file(config.admin_token_file)
     except ConfigError as exc:
         print(f"{args.file}: {len(exc.errors)} error(s):")
         for line in exc.errors:
             print(f"  {line}")
+        return 1
+    except AdminTokenError as exc:
+        print(f"{args.file}: 1 error(s):")
+        print(f"  {exc}")
         return 1
     print(f"# {args.file}: valid. Effective configuration:")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
@@ -112,6 +162,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`model-sidecar demo`: simulated providers, the sidecar and traffic, with a live table."""
+    missing = []
+    for sdk in ("openai", "anthropic"):  # the demo's traffic goes through the official SDKs
+        try:
+            importlib.import_module(sdk)
+        except ImportError:
+            missing.append(sdk)
+    if missing:
+        return usage_error(
+            f"the demo needs the {' and '.join(missing)} SDK: pip install 'model-sidecar[demo]'",
+            "demo",
+        )
     from sidecar.tools.demo import DemoOptions, run_demo
 
     options = DemoOptions(
@@ -123,33 +184,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """`model-sidecar report`: the model comparison per model and experiment arm, from a
     sidecar's /metrics or (`--prometheus`) from Prometheus over `--window`."""
-    from sidecar.tools.report import ARM_GROUP, aggregate, render_comparison, summarize
+    from sidecar.tools.report import ARM_GROUP, aggregate, inference_only, render_comparison
 
     if args.prometheus:
-        from sidecar.tools.report_prometheus import PrometheusError, fetch_samples
+        from sidecar.tools.report_prometheus import PrometheusError, check_window, fetch_samples
 
         try:
-            stats = aggregate(fetch_samples(args.prometheus, args.window), ARM_GROUP)
-        except (PrometheusError, ValueError) as exc:
+            check_window(args.window)
+        except ValueError as exc:
+            return usage_error(f"--window: {exc}", "report")
+        try:
+            samples = fetch_samples(args.prometheus, args.window)
+        except PrometheusError as exc:
             print(f"model-sidecar report: {exc}", file=sys.stderr)
             return 1
         title = f"Per model and arm, from {args.prometheus} over the last {args.window}"
     elif args.url:
-        import urllib.request
+        from sidecar.tools.report import parse_samples
+        from sidecar.tools.report_sidecar import MetricsSourceError, metrics_url, read_metrics
 
-        url = args.url if args.url.endswith("/metrics") else args.url.rstrip("/") + "/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                text = response.read().decode()
-        except OSError as exc:
-            print(f"model-sidecar: cannot read {url}: {exc}", file=sys.stderr)
+            url = metrics_url(args.url)
+            samples = list(parse_samples(read_metrics(url)))
+        except MetricsSourceError as exc:
+            if exc.usage:
+                return usage_error(str(exc), "report")
+            print(f"model-sidecar report: {exc}", file=sys.stderr)
             return 1
-        stats = summarize(text, ARM_GROUP)
         title = f"Per model and arm, from {url} (since the sidecar started)"
     else:
-        print("model-sidecar report: give a sidecar URL or --prometheus URL", file=sys.stderr)
-        return 2
-    print(render_comparison(stats, args.format, title), end="")
+        return usage_error("give a sidecar's admin URL or --prometheus URL", "report")
+    stats = aggregate(inference_only(samples), ARM_GROUP)
+    print(render_comparison(stats, args.format, title, wide=args.wide), end="")
     return 0
 
 
@@ -157,17 +223,28 @@ def cmd_inject_webhook(args: argparse.Namespace) -> int:
     """`model-sidecar inject-webhook`: the mutating admission webhook that injects the sidecar."""
     from sidecar.config.models import split_host_port
     from sidecar.inject.patch import load_injection_template
-    from sidecar.inject.webhook import serve_webhook
+    from sidecar.inject.webhook import serve_webhook, tls_context
     from sidecar.logs import setup_logging
 
     try:
         template = load_injection_template(args.injection)
     except (OSError, ValueError) as exc:
-        print(f"model-sidecar inject-webhook: {args.injection}: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(f"{args.injection}: {exc}", "inject-webhook")
+    try:
+        tls_context(args.tls_cert, args.tls_key)
+    except OSError as exc:  # ssl.SSLError is one too
+        return usage_error(
+            f"cannot use --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: "
+            f"{exc.strerror or exc}",
+            "inject-webhook",
+        )
     setup_logging(args.log_level)
     listen = split_host_port(args.listen)
-    return run_async(serve_webhook(listen, args.tls_cert, args.tls_key, template))
+    try:
+        return run_async(serve_webhook(listen, args.tls_cert, args.tls_key, template))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        return usage_error(f"cannot listen on {args.listen}: {reason}", "inject-webhook")
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -181,6 +258,12 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (env MODEL_SIDECAR_CONFIG)")
     parser.add_argument("--listen", help="proxy HOST:PORT (default 127.0.0.1:8788)")
     parser.add_argument("--admin-listen", help="admin HOST:PORT (default 127.0.0.1:9788)")
+    parser.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="file holding the token control endpoints require "
+        "(env MODEL_SIDECAR_ADMIN_TOKEN_FILE; unset: loopback peers only)",
+    )
     parser.add_argument(
         "--upstream",
         action="append",
@@ -212,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     demo = commands.add_parser("demo", help="run the whole product locally with no network")
-    demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
-    demo.add_argument("--rps", type=float, default=20.0, help="calls per second (20)")
+    demo.add_argument(
+        "--duration", type=positive_number, default=30.0, help="seconds of traffic (30)"
+    )
+    demo.add_argument("--rps", type=positive_number, default=20.0, help="calls per second (20)")
     demo.add_argument(
         "--keep-running", action="store_true", help="keep serving /metrics after the traffic"
     )
@@ -229,12 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--prometheus", metavar="URL", help="read from this Prometheus instead")
     report.add_argument("--window", default="1h", help="with --prometheus: time window (1h)")
     report.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    report.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column (confidence, repeatability, feedback), not only the headline ones",
+    )
     report.set_defaults(func=cmd_report)
 
     inject = commands.add_parser(
         "inject-webhook", help="serve the Kubernetes admission webhook that injects the sidecar"
     )
-    inject.add_argument("--listen", default="0.0.0.0:8443", help="HOST:PORT (default 0.0.0.0:8443)")
+    inject.add_argument(
+        "--listen", type=host_port, default="0.0.0.0:8443", help="HOST:PORT (default 0.0.0.0:8443)"
+    )
     inject.add_argument("--tls-cert", required=True, help="PEM serving certificate (reloaded)")
     inject.add_argument("--tls-key", required=True, help="PEM private key of the certificate")
     inject.add_argument(

@@ -26,6 +26,7 @@ from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import Route
 from sidecar.forward.tracecontext import start_trace
+from sidecar.forward.unreachable import UnreachableLog
 from sidecar.http1.client import (
     UpstreamConnectError,
     UpstreamError,
@@ -206,6 +207,8 @@ class Exchange:
         self._tracing = tracing
         self._propagate = propagate_traceparent and tracing
         self._rng = random.Random()
+        # Why upstreams could not be reached, logged (the outcome alone does not say).
+        self._unreachable = UnreachableLog()
 
     def open(
         self,
@@ -460,6 +463,10 @@ class Exchange:
         an error in the provider's shape (502, or 504 on a timeout); after, an aborted
         response; a cancelled caller gets nothing."""
         outcome = failure_outcome(error, record.upstream_headers is not None)
+        if outcome == CONNECTION_ERROR:
+            self._unreachable.note(
+                record.upstream, record.server_address, record.server_port, error
+            )
         if response is not None:
             response.close()
         if parser is not None:

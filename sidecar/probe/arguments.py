@@ -25,11 +25,22 @@ def _usd(text: str) -> float:
     return value
 
 
+def model_spec(text: str) -> str:
+    """A `--model` value: NAME:MODEL with both parts (a usage error otherwise, exit 2)."""
+    name, sep, model = text.partition(":")
+    if not sep or not name.strip() or not model.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:MODEL, e.g. openai:gpt-4o-mini, got {text!r}"
+        )
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the probe's flags to its subparser."""
     parser.add_argument(
         "--model",
         action="append",
+        type=model_spec,
         required=True,
         metavar="NAME:MODEL",
         help="a model to compare, e.g. openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest, "

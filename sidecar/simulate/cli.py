@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 
 from sidecar.simulate.simulator import RunningSimulator, Simulator, start_simulator
 
@@ -27,13 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the simulator until interrupted; 0 on a clean stop, 2 on a bad --listen."""
+    """Run the simulator until interrupted; 0 on a clean stop, 2 on a bad or busy --listen."""
     host, _, port = str(args.listen).rpartition(":")
-    if not host or not port.isdigit():
-        print(f"--listen must be HOST:PORT, not {args.listen!r}")
+    if not host or not port.isdigit() or int(port) > 65535:
+        print(
+            f"model-sidecar simulate: --listen must be HOST:PORT, not {args.listen!r}",
+            file=sys.stderr,
+        )
         return 2
     simulator = Simulator(seed=args.seed, fastest=args.fastest)
-    asyncio.run(_serve(simulator, host.strip("[]"), int(port)))
+    try:
+        asyncio.run(_serve(simulator, host.strip("[]"), int(port)))
+    except OSError as exc:  # binding failed: in use, not this machine's, no permission
+        print(
+            f"model-sidecar simulate: cannot listen on {args.listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -1,6 +1,7 @@
 """OpenTelemetry spans: one CLIENT span per finished call, exported over OTLP by a batch processor.
 
-Configured only by the standard `OTEL_*` variables, read from the mapping it is given.
+Configured only by the standard `OTEL_*` variables, read from the mapping it is given
+(`OTEL_TRACES_EXPORTER=console` prints the spans on stdout instead, for local debugging).
 Spans are built after the call is over, from the recorded times, and encoded straight to
 OTLP protobuf on the pipeline's task (no SDK span objects, no GIL-heavy work on the export
 thread); the SDK's BatchSpanProcessor queues them and its worker thread sends them with
@@ -26,6 +27,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from sidecar.config.models import TelemetryConfig
 from sidecar.config.otel import CAPTURE_CONTENT_VALUES
 from sidecar.record import CallRecord
+from sidecar.telemetry.console_exporter import (
+    CONSOLE,
+    NONE,
+    OTLP,
+    ConsoleSender,
+    FanoutSender,
+    exporter_names,
+)
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
 from sidecar.telemetry.otlp_settings import (
@@ -55,11 +64,12 @@ DEFAULT_CLOSE_TIMEOUT_S = 5.0
 def build_tracing_sink(
     telemetry: TelemetryConfig, environ: Mapping[str, str], drops: TelemetryDrops
 ) -> TracingSink | None:
-    """A TracingSink when an OTLP endpoint is configured and the SDK is not disabled, else None."""
+    """A TracingSink when an exporter is configured (OTLP with an endpoint, or
+    `OTEL_TRACES_EXPORTER=console`) and the SDK is not disabled, else None."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    settings = ExporterSettings.from_environ(environ)
-    if settings is None:
+    sender = _sender_from_environ(environ)
+    if sender is None:
         return None
     capture = (
         environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
@@ -67,7 +77,7 @@ def build_tracing_sink(
     )
     encoder = OtlpSpanEncoder(resource_from_environ(environ).attributes, SCOPE_NAME)
     processor = CountingBatchSpanProcessor(
-        EncodedSpanExporter(encoder, settings.build_sender()),
+        EncodedSpanExporter(encoder, sender),
         on_drop=lambda count: drops.add(SINK_NAME, count),
         max_queue_size=int_setting(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
         schedule_delay_millis=int_setting(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
@@ -81,6 +91,26 @@ def build_tracing_sink(
         capture_content=capture and telemetry.capture_content_max_chars > 0,
         capture_content_max_chars=telemetry.capture_content_max_chars,
     )
+
+
+def _sender_from_environ(environ: Mapping[str, str]) -> OtlpSender | None:
+    """Where spans go, as OTEL_TRACES_EXPORTER says (`otlp` by default, `console`, both, or
+    `none`); None when nowhere."""
+    senders: list[OtlpSender] = []
+    for name in exporter_names(environ.get("OTEL_TRACES_EXPORTER")):
+        if name == NONE:
+            return None
+        if name == OTLP:
+            settings = ExporterSettings.from_environ(environ)
+            if settings is not None:
+                senders.append(settings.build_sender())
+        elif name == CONSOLE:
+            senders.append(ConsoleSender())
+        else:
+            log.warning("OTEL_TRACES_EXPORTER %r is not supported (otlp, console, none)", name)
+    if len(senders) > 1:
+        return FanoutSender(senders)
+    return senders[0] if senders else None
 
 
 class TracingSink:

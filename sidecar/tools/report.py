@@ -6,7 +6,7 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,6 +25,9 @@ REPEATS = "model_sidecar_repeat_outputs_total"
 FEEDBACK = "model_sidecar_feedback_total"
 EDIT_SECONDS = "model_sidecar_edit_seconds"
 FEEDBACK_OUTCOMES = ("accepted", "edited", "rejected", "hallucination")
+
+OPERATION = "gen_ai_operation_name"
+OTHER_OPERATION = "other"
 
 DEFAULT_GROUP = ("gen_ai_request_model",)
 # The model-comparison report: one row per model and experiment arm.
@@ -157,13 +160,24 @@ def summarize(
 
     With `baseline` (an earlier exposition of the same sidecar), counts since then only.
     """
+    return aggregate(parse_samples(text, baseline), group_by)
+
+
+def parse_samples(text: str, baseline: str | None = None) -> Iterator[SampleTuple]:
+    """(name, labels, value) of every sample of an exposition; with `baseline`, since then."""
     earlier = _sample_values(baseline) if baseline else {}
-    samples = (
+    return (
         (sample.name, sample.labels, sample.value - earlier.get(_sample_key(sample), 0.0))
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     )
-    return aggregate(samples, group_by)
+
+
+def inference_only(samples: Iterable[SampleTuple]) -> Iterator[SampleTuple]:
+    """The samples of model calls: without operation `other` (token counts, model lists, paths
+    no protocol knows), whose latency says nothing about a model. Series without an operation
+    label (feedback) are kept."""
+    return (sample for sample in samples if sample[1].get(OPERATION) != OTHER_OPERATION)
 
 
 def aggregate(samples: Iterable[SampleTuple], group_by: Sequence[str]) -> list[GroupStats]:
@@ -350,30 +364,63 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
     """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
     lines = [
         "| " + " | ".join(headers) + " |",
-        "|"
-        + "|".join("---" if i < len(COMPARISON_KEYS) else "---:" for i in range(len(headers)))
-        + "|",
+        "|" + "|".join("---" if header in COMPARISON_KEYS else "---:" for header in headers) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def render_comparison(stats: Sequence[GroupStats], fmt: str, title: str) -> str:
-    """The comparison as a terminal table, JSON or Markdown."""
+# What `report` shows by default (it fits 120 columns); `--wide` shows COMPARISON_COLUMNS.
+DEFAULT_COLUMNS = (
+    "calls",
+    "p50 ms",
+    "p95 ms",
+    "p95 TTFT ms",
+    "$ per 10k",
+    "error %",
+    "retry %",
+)
+# Cells that mean "nothing measured": a column holding only these is left out.
+_EMPTY_CELLS = frozenset({"-", "0"})
+
+
+def shown_columns(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], keep: Sequence[str]
+) -> list[int]:
+    """Indexes of the columns to show: those in `keep` (in `headers` order) that have a value
+    in some row; the model column always."""
+    wanted = set(keep)
+    return [
+        index
+        for index, header in enumerate(headers)
+        if index == 0 or (header in wanted and any(row[index] not in _EMPTY_CELLS for row in rows))
+    ]
+
+
+def render_comparison(stats: Sequence[GroupStats], fmt: str, title: str, wide: bool = False) -> str:
+    """The comparison as a terminal table, JSON or Markdown. Tables show DEFAULT_COLUMNS (every
+    column with `wide`), and leave out columns nothing was measured for."""
     if fmt == "json":
         return json.dumps([comparison_values(item) for item in stats], indent=2) + "\n"
-    headers = (*COMPARISON_KEYS, *COMPARISON_COLUMNS)
-    rows = comparison_rows(stats)
+    every: tuple[str, ...] = (*COMPARISON_KEYS, *COMPARISON_COLUMNS)
+    all_rows = comparison_rows(stats)
+    keep = (*COMPARISON_KEYS, *(COMPARISON_COLUMNS if wide else DEFAULT_COLUMNS))
+    shown = shown_columns(every, all_rows, keep)
+    headers = tuple(every[index] for index in shown)
+    rows = [tuple(row[index] for index in shown) for row in all_rows]
     if fmt == "markdown":
         return f"**{title}**\n\n" + markdown_table(headers, rows)
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index < 3 else "right", no_wrap=index == 0)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for header in headers:
+        key = header in COMPARISON_KEYS
+        table.add_column(header, justify="left" if key else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    console = Console(width=max(160, Console().width), record=True, file=io.StringIO())
+    # As wide as the table needs, never cut: a terminal that is narrower wraps the lines.
+    console = Console(width=1000, record=True, file=io.StringIO())
     console.print(table)
-    return console.export_text()
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"

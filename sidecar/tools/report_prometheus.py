@@ -4,7 +4,7 @@ Each counter and histogram series the report reads counts `increase(series[windo
 the series is older than the window (counter resets, i.e. restarts, are handled), and its
 whole value when it was born inside the window (increase() would extrapolate from its first
 scrape and miss the calls before it); summed by model, experiment and variant over every
-pod Prometheus scrapes.
+pod Prometheus scrapes. Operation `other` is left out, as in `report` on one sidecar.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from sidecar.tools.report import (
     EDIT_SECONDS,
     FEEDBACK,
     LOW_CONFIDENCE,
+    OPERATION,
+    OTHER_OPERATION,
     REPEATS,
     REQUESTS,
     RETRIES,
@@ -34,6 +36,9 @@ from sidecar.tools.report import (
 )
 
 WINDOW = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+# Model calls only, as `report` reads a sidecar (tools/report.py, inference_only); series
+# without the label (feedback) match too.
+INFERENCE = f'{{{OPERATION}!="{OTHER_OPERATION}"}}'
 # (series, labels kept beyond the group)
 QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (REQUESTS, ("outcome", "http_status_code")),
@@ -96,7 +101,7 @@ def fetch_samples(
     samples: list[SampleTuple] = []
     for series, extra in QUERIES:
         labels = ", ".join((*group_by, *extra))
-        expr = window_increase(series, window, labels)
+        expr = window_increase(series + INFERENCE, window, labels)
         for item in query(base_url, expr):
             metric = item["metric"]
             value = item["value"]
