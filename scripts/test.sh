@@ -12,6 +12,7 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m sidecar.telemetry.metrics_doc --check
 python3 -m sidecar.config.doc --check
+python3 -m sidecar.tools.doc_examples --check
 python3 -m dashboards --check
 python3 -m alerts --check
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import gc
 import logging
 import os
@@ -35,6 +34,7 @@ from sidecar.experiments.shadow import ShadowRunner
 from sidecar.forward.exchange import Exchange
 from sidecar.forward.live import LiveRouting
 from sidecar.forward.proxy import Proxy
+from sidecar.http1.bind import bind_failure
 from sidecar.http1.listener import ProxyServer
 from sidecar.pipeline import Pipeline, Sink, Stage, StageNeeds
 from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
@@ -46,19 +46,12 @@ from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.app")
 
-# Why a listener could not bind, in words for the operator (by errno).
-_BIND_FAILURES = {
-    errno.EADDRINUSE: "the address is already in use (is another model-sidecar running there?)",
-    errno.EACCES: "permission denied (ports below 1024 need privileges)",
-    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
-}
-
 
 class ListenError(Exception):
     """A listener could not bind its address; the message says which and why, in one line."""
 
     def __init__(self, role: str, flag: str, address: str, error: OSError) -> None:
-        reason = _BIND_FAILURES.get(error.errno or 0) or (error.strerror or str(error))
+        reason = bind_failure(error)
         super().__init__(
             f"cannot listen on {address} ({role}, {flag}): {reason}; choose another with {flag}"
         )

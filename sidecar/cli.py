@@ -243,8 +243,9 @@ def cmd_inject_webhook(args: argparse.Namespace) -> int:
     try:
         return run_async(serve_webhook(listen, args.tls_cert, args.tls_key, template))
     except OSError as exc:
-        reason = exc.strerror or exc
-        return usage_error(f"cannot listen on {args.listen}: {reason}", "inject-webhook")
+        from sidecar.http1.bind import bind_failure
+
+        return usage_error(f"cannot listen on {args.listen}: {bind_failure(exc)}", "inject-webhook")
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

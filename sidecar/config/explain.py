@@ -161,8 +161,9 @@ def _unknown_key(loc: Loc) -> str:
     key = str(loc[-1]) if loc else ""
     model = model_at(loc[:-1])
     fields = list(model.model_fields) if model is not None else []
-    hint = _did_you_mean(key, fields)
-    return f"unknown setting{hint} (the keys are listed in {DOCS})"
+    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown setting{hint} (every key is in {DOCS})"
 
 
 def _did_you_mean(value: Any, choices: Sequence[str]) -> str:

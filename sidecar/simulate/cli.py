@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 
+from sidecar.http1.bind import bind_failure
 from sidecar.simulate.simulator import RunningSimulator, Simulator, start_simulator
 
 
@@ -41,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         asyncio.run(_serve(simulator, host.strip("[]"), int(port)))
     except OSError as exc:  # binding failed: in use, not this machine's, no permission
         print(
-            f"model-sidecar simulate: cannot listen on {args.listen}: {exc.strerror or exc}",
+            f"model-sidecar simulate: cannot listen on {args.listen}: {bind_failure(exc)}",
             file=sys.stderr,
         )
         return 2
