@@ -67,7 +67,7 @@ def render(text: str, doc: str) -> str:
     position = 0
     for block in _FENCE.finditer(text):
         body = block["body"]
-        first, _, rest = body.partition("\n")
+        first = body.partition("\n")[0]
         header = _FILE_HEADER.match(first)
         command = _COMMAND.match(first)
         if block["lang"] == "yaml" and header:
