@@ -9,6 +9,7 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     records         a sink that keeps CallRecords; a finished record with every field known
     logs            capturing what the sidecar logs (the autouse credential-leak check)
     ports           loopback ports nothing listens on
+    addresses       an address of this machine that is not loopback
     metrics         scraping a sidecar's /metrics and summing its samples
     prometheus      a real Prometheus process scraping given targets
     promtool        promtool as the alert tests run it
