@@ -353,7 +353,8 @@ def comparison_rows(stats: Iterable[GroupStats]) -> list[tuple[str, ...]]:
                 *keys,
                 *common,
                 *feedback,
-                _num(item.hallucinations_per_1k, 1),
+                # Without any feedback there is nothing to count hallucinations in.
+                _num(item.hallucinations_per_1k if any(item.feedback.values()) else None, 1),
                 _num(item.mean_edit_seconds, 1),
             )
         )
@@ -380,6 +381,7 @@ DEFAULT_COLUMNS = (
     "error %",
     "retry %",
 )
+REPORT_WIDTH = 120
 # Cells that mean "nothing measured": a column holding only these is left out.
 _EMPTY_CELLS = frozenset({"-", "0"})
 
@@ -414,13 +416,17 @@ def render_comparison(stats: Sequence[GroupStats], fmt: str, title: str, wide: b
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
+    )
     for header in headers:
-        key = header in COMPARISON_KEYS
-        table.add_column(header, justify="left" if key else "right", no_wrap=True)
+        if header in COMPARISON_KEYS:  # long names wrap rather than push the numbers off
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in rows:
         table.add_row(*row)
-    # As wide as the table needs, never cut: a terminal that is narrower wraps the lines.
-    console = Console(width=1000, record=True, file=io.StringIO())
+    # The default view fits a 120-column terminal; --wide is as wide as its columns need.
+    console = Console(width=10_000 if wide else REPORT_WIDTH, record=True, file=io.StringIO())
     console.print(table)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"

@@ -10,6 +10,7 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     logs            capturing what the sidecar logs (the autouse credential-leak check)
     ports           loopback ports nothing listens on
     addresses       an address of this machine that is not loopback
+    tls             a self-signed certificate (an upstream the sidecar must not trust)
     metrics         scraping a sidecar's /metrics and summing its samples
     prometheus      a real Prometheus process scraping given targets
     promtool        promtool as the alert tests run it
