@@ -170,7 +170,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             missing.append(sdk)
     if missing:
         return usage_error(
-            f"the demo needs the {' and '.join(missing)} SDK: pip install 'model-sidecar[demo]'",
+            f"the demo needs the {' and '.join(missing)} SDK{'s' if len(missing) > 1 else ''}: "
+            "pip install 'model-sidecar[demo]'",
             "demo",
         )
     from sidecar.tools.demo import DemoOptions, run_demo
