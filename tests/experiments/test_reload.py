@@ -117,9 +117,12 @@ async def test_an_invalid_file_is_rejected_and_the_old_config_keeps_serving(
     with caplog.at_level(logging.ERROR, logger="sidecar.app"):
         assert sidecar.reload_now() is False
     errors = (await status(sidecar))["config_reloads"]["last_errors"]
-    assert len(errors) == 1
-    assert "limits.max_request_body_bytes" in errors[0]
-    # Fix that one: now both experiment errors are reported.
+    # Every error at once, in the order of the file: the cross-checks of the experiments are
+    # not hidden behind the error in `limits`.
+    assert len(errors) == 3, errors
+    assert "weights sum to 80" in errors[0] and "'nowhere' is not one of" in errors[1]
+    assert "limits.max_request_body_bytes" in errors[2]
+    # Fix that one: the two experiment errors remain.
     write_config(path, simulator, experiments=[bad])
     with caplog.at_level(logging.ERROR, logger="sidecar.app"):
         assert sidecar.reload_now() is False
