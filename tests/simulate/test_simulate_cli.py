@@ -65,4 +65,5 @@ def test_bad_listen_address_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert main(parser.parse_args(["--listen", "nowhere"])) == 2
-    assert "HOST:PORT" in capsys.readouterr().out
+    captured = capsys.readouterr()  # a usage error: on stderr, as argparse writes them
+    assert "HOST:PORT" in captured.err and captured.out == ""
