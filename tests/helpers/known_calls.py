@@ -119,9 +119,9 @@ def known_calls() -> list[CallRecord]:
         call(
             "gemini", "generate_content", "gemini-2.5-flash",
             path="/v1beta/models/gemini-2.5-flash:streamGenerateContent", stream=True,
-            duration=0.9, first_chunk=0.25, chunk_gaps=(0.3, 0.3), response_model="gemini-2.5-flash",
-            input_tokens=12, output_tokens=65, reasoning_tokens=25, cost_usd=0.0001,
-            confidence=0.4, low_confidence=True,
+            duration=0.9, first_chunk=0.25, chunk_gaps=(0.3, 0.3),
+            response_model="gemini-2.5-flash", input_tokens=12, output_tokens=65,
+            reasoning_tokens=25, cost_usd=0.0001, confidence=0.4, low_confidence=True,
         ),
         # Gemini embeddings.
         call(
