@@ -34,9 +34,11 @@ from sidecar.http1.listener import ProxyServer
 from sidecar.pipeline import Pipeline, Sink, Stage, StageNeeds
 from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
 from sidecar.telemetry.access_log import AccessLogSink
+from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
+from sidecar.telemetry.sampling import SpanSampling
 from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.app")
@@ -70,11 +72,17 @@ class Sidecar:
         # The routing state (config, upstreams, router, pools, retry policy), swapped on reload.
         self.routing = LiveRouting(config)
 
-        # Telemetry: one registry for every metric, and the sinks that read finished calls.
+        # Telemetry: one registry for every metric, and the sinks that read finished calls,
+        # in the GenAI convention generation(s) chosen once, here.
+        self.generations = generations_for(
+            self.environ.get(OPT_IN_VARIABLE), config.telemetry.semconv_stability_opt_in
+        )
         self.drops = TelemetryDrops()
-        self.metrics = MetricRegistry(config.telemetry, self.drops)
+        self.metrics = MetricRegistry(config.telemetry, self.drops, self.generations)
         self.prometheus = PrometheusSink(self.metrics)
-        self.tracing = build_tracing_sink(config.telemetry, self.environ, self.drops)
+        self.tracing = build_tracing_sink(
+            config.telemetry, self.environ, self.drops, self.generations
+        )
         sinks: list[Sink] = [self.prometheus]
         if self.tracing is not None:
             sinks.append(self.tracing)
@@ -84,7 +92,8 @@ class Sidecar:
 
         # The stages, in the order a finished call goes through them: the experiments'
         # stop-loss, pairs and audit sample read the cost and confidence before them; the
-        # output kept for them is forgotten last unless spans capture content.
+        # output kept for them is forgotten last unless spans capture content. Whether a
+        # span is exported is decided once, for the tracing sink and the metrics' exemplars.
         capture = self.tracing is not None and self.tracing.capture_content
         self.enrichment = Enrichment(config)
         self.experiments = Experiments(config, self.metrics, self.routing.current.upstreams)
@@ -95,6 +104,7 @@ class Sidecar:
             self.enrichment.repeatability,
             self.experiments,
             None if capture else ForgetOutput(),
+            None if self.tracing is None else SpanSampling(self.tracing.sampler),
         )
         stages = [stage for stage in candidates if stage is not None]
         # Needed of every call, whatever the stages say: stream usage for the token metrics,
@@ -244,6 +254,7 @@ class Sidecar:
             "gc_frozen_objects": gc.get_freeze_count(),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
             "tracing": self.tracing is not None,
+            "semconv_generations": [generation.key for generation in self.generations],
             "upstreams": {
                 name: {
                     "url": upstream.base_url,
