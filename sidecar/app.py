@@ -36,6 +36,7 @@ from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
 from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.otlp_metrics import build_otlp_metrics
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
 from sidecar.telemetry.sampling import SpanSampling
@@ -83,6 +84,8 @@ class Sidecar:
         self.tracing = build_tracing_sink(
             config.telemetry, self.environ, self.drops, self.generations
         )
+        # OTLP metrics read the registry's aggregates on their own schedule: no per-call work.
+        self.otlp_metrics = build_otlp_metrics(self.metrics, self.environ)
         sinks: list[Sink] = [self.prometheus]
         if self.tracing is not None:
             sinks.append(self.tracing)
@@ -172,6 +175,8 @@ class Sidecar:
     async def start(self) -> None:
         """Bind both listeners; with a config loader, reload on SIGHUP and on file changes."""
         self.pipeline.start()
+        if self.otlp_metrics is not None:
+            self.otlp_metrics.start()
         config = self.config
         host, port = split_host_port(config.listen)
         await self._proxy_server.start(host, port)
@@ -254,6 +259,7 @@ class Sidecar:
             "gc_frozen_objects": gc.get_freeze_count(),
             "telemetry_dropped": self.drops.snapshot() | {"pipeline": self.pipeline.dropped_total},
             "tracing": self.tracing is not None,
+            "otlp_metrics": self.otlp_metrics is not None,
             "semconv_generations": [generation.key for generation in self.generations],
             "upstreams": {
                 name: {
@@ -288,4 +294,7 @@ class Sidecar:
         self.experiments.close()
         await self.routing.close()
         await self.pipeline.close()
+        if self.otlp_metrics is not None:
+            # The final totals, after the last calls went through the pipeline.
+            await asyncio.get_running_loop().run_in_executor(None, self.otlp_metrics.close)
         await self.admin.stop()

@@ -137,6 +137,10 @@ class MetricRegistry:
         with contextlib.suppress(KeyError):
             self._metrics[definition.name].remove(*labels)
 
+    def families(self) -> Iterable[Metric]:
+        """Every metric family of the registry as it is now (for OTLP metrics)."""
+        return self.registry.collect()
+
     def render(self, accept: str) -> tuple[bytes, str]:
         """The /metrics body and its content type; OpenMetrics when `accept` asks for it."""
         encoder, content_type = choose_encoder(accept)
