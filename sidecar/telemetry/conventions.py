@@ -431,7 +431,11 @@ CALL_DURATION = Alternatives(
 CALL_TIME_TO_FIRST_CHUNK = Alternatives(
     (INFERENCE_TIME_TO_FIRST_CHUNK.name, TIME_TO_FIRST_CHUNK.name)
 )
-ALTERNATIVES = (CALL_DURATION, CALL_TIME_TO_FIRST_CHUNK)
+# Time between the chunks of a stream.
+CALL_TIME_PER_OUTPUT_CHUNK = Alternatives(
+    (INFERENCE_TIME_PER_OUTPUT_CHUNK.name, TIME_PER_OUTPUT_CHUNK.name)
+)
+ALTERNATIVES = (CALL_DURATION, CALL_TIME_TO_FIRST_CHUNK, CALL_TIME_PER_OUTPUT_CHUNK)
 
 
 # The sidecar's own instruments, the same in every mode ---------------------------------------
