@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -12,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.config.models import TelemetryConfig
 from sidecar.record import CallRecord
-from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
+from sidecar.telemetry.conventions import ALTERNATIVES, OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
@@ -69,3 +70,46 @@ def bounds(family: Metric) -> list[float]:
     """The bucket bounds of a histogram family, +Inf last."""
     found = {float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")}
     return sorted(found)
+
+
+def _alternative(name: str) -> str:
+    """A key shared by the names of one measurement in every generation (same suffix)."""
+    for index, alternatives in enumerate(ALTERNATIVES):
+        for suffix in ("", "_bucket", "_count", "_sum"):
+            if name in {candidate + suffix for candidate in alternatives.names}:
+                return f"alternatives {index}{suffix}"
+    return name
+
+
+def selector_groups(selectors: Iterable[str]) -> list[tuple[str, ...]]:
+    """The selectors of a query, grouped: one group per selector, except that the names one
+    measurement has in different generations, with the same matchers, form one group (a
+    query reads whichever is present: one of them having data is enough)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for selector in selectors:
+        name, _, matchers = selector.partition("{")
+        groups.setdefault((_alternative(name), matchers), []).append(selector)
+    return [tuple(group) for group in groups.values()]
+
+
+def series_in_mode(series: str, mode: str) -> list[str]:
+    """A promtool input series written with v1.41 names, as a sidecar in `mode` exports it:
+    the newest name (latest), both names (dup), or unchanged (v1.41)."""
+    name, brace, rest = series.partition("{")
+    for alternatives in ALTERNATIVES:
+        for suffix in ("_bucket", "_count", "_sum"):
+            if name == alternatives.names[-1] + suffix:
+                newest = alternatives.names[0] + suffix + brace + rest
+                return {"v1.41": [series], "latest": [newest], "dup": [series, newest]}[mode]
+    return [series]
+
+
+def promtool_tests_in_mode(tests: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A promtool unit-test file whose input series are rewritten by `series_in_mode`."""
+    for test in tests["tests"]:
+        test["input_series"] = [
+            {**item, "series": renamed}
+            for item in test.get("input_series", [])
+            for renamed in series_in_mode(item["series"], mode)
+        ]
+    return tests
