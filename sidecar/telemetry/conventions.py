@@ -186,12 +186,15 @@ V1_41 = Generation(
 )
 GENAI = Generation(
     "genai",
-    "OpenTelemetry GenAI semantic conventions v0.1.0 (semantic-conventions-genai)",
-    "open-telemetry/semantic-conventions-genai as read at: docs/gen-ai/client-inference.md "
-    "ac48b1f9df15fdf281b96cccf15eb707e1fc1868, docs/gen-ai/client-embeddings.md "
+    "OpenTelemetry GenAI semantic conventions v0.1.0 (open-telemetry/semantic-conventions-genai)",
+    "the v0.1.0 contents as read at these commits of open-telemetry/semantic-conventions-genai "
+    "(the tag itself could not be fetched where this was built; re-check against it): "
+    "docs/gen-ai/client-inference.md ac48b1f9df15fdf281b96cccf15eb707e1fc1868, "
+    "docs/gen-ai/client-embeddings.md and changelog.d/+embeddings.breaking.md "
     "88eccb155ca7d6984826da1f4b1c08ee916e0f49, model/gen-ai/token-metrics.yaml "
-    "066d4a7f356f8600de6f10c42874626ab88692fb and fe1756a23766510d9d3e4a1305598384a4bccc9f "
-    "(#530), docs/gen-ai/non-normative/migration.md 32c328e85013588c6fe32ebc30934ab5b1752b6a",
+    "066d4a7f356f8600de6f10c42874626ab88692fb (#536) and "
+    "fe1756a23766510d9d3e4a1305598384a4bccc9f (#530), "
+    "docs/gen-ai/non-normative/migration.md 32c328e85013588c6fe32ebc30934ab5b1752b6a",
 )
 GENERATIONS = (V1_41, GENAI)
 

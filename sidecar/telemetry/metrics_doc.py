@@ -53,8 +53,9 @@ follows from those: dots become underscores, unit `s` adds `_seconds` and `USD` 
 (unless the name already ends so; annotations such as `{token}` and `1` add nothing), and
 counters end in `_total`. Semconv attributes keep their keys over OTLP (`gen_ai.*`,
 `error.type`) and become labels with underscores; the sidecar's own labels (`upstream`,
-`outcome`, …) are the same in both, so an OpenTelemetry Collector exporting to Prometheus
-gives back exactly the names and labels of `/metrics`.
+`outcome`, …) keep their names over OTLP, so a Collector exporting to Prometheus gives back
+the label names of `/metrics` (its metric names may differ where its unit rules do, e.g. for
+`USD`).
 """
 
 EXEMPLARS = """\
@@ -80,6 +81,33 @@ Nothing is recorded twice: the export reads the aggregates of the Prometheus reg
 call costs the same with OTLP metrics on; only the periodic export costs CPU (see bench/).
 Counters are monotonic sums, histograms explicit-bucket histograms with their bounds, gauges
 gauges; the process and Python runtime metrics are not sent.
+"""
+
+RELEASE = """\
+## What the genai generation implements
+
+Read from the release (see the commits above), where it goes beyond or differs from a plain
+rename of the v1.41 metrics:
+
+- Inference calls (`chat`, `text_completion`, `generate_content`) record
+  `gen_ai.client.inference.duration`; embeddings record their own
+  `gen_ai.client.embeddings.duration` and `gen_ai.client.embeddings.operation.input_tokens`;
+  every other operation (`other`: paths no protocol classifies) stays on
+  `gen_ai.client.operation.duration`, as the release keeps it for non-inference operations.
+- Streaming metrics are inference-only: `gen_ai.client.inference.time_to_first_chunk` and
+  `.time_per_output_chunk`, both with the client duration boundaries (0.01 … 81.92 s; time to
+  first chunk extended to 600 s like every duration here).
+- Usage counters `gen_ai.client.inference.usage.*` are recorded for every inference call,
+  failed ones too: the reported count, else 0 with `gen_ai.token.modality` `unknown`
+  (token-metrics.yaml at 066d4a7). The sidecar never knows the modality (providers report
+  totals), so every point is `unknown`. Cache creation is reported as cache write.
+- The per-call token histograms `gen_ai.client.inference.operation.{input,output}_tokens`
+  are recorded for calls that ended ok with the count reported, not for failed calls (#530 at
+  fe1756a; the #536 text at 066d4a7 records failed calls too, with `error.type`: the table's
+  `PER_OPERATION` rule is where to change it).
+- Span attributes: `gen_ai.usage.cache_creation.input_tokens` became
+  `gen_ai.usage.cache_write.input_tokens`; `gen_ai.request.previous_response.id` is new;
+  `gen_ai.request.top_k` is an int.
 """
 
 NOTES = """\
@@ -215,7 +243,7 @@ def render_markdown() -> str:
     lines += ["## model_sidecar metrics", ""]
     for metric in SIDECAR_METRICS:
         lines += _metric_section(metric)
-    lines += [EXEMPLARS, OTLP, NOTES]
+    lines += [RELEASE, EXEMPLARS, OTLP, NOTES]
     return "\n".join(lines)
 
 
