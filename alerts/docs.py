@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from alerts import series
 from alerts.model import AlertRule, RecordingRule, RuleGroup
 from alerts.runbooks import RUNBOOKS
 from alerts.settings import SETTINGS, Setting
@@ -33,7 +34,7 @@ FIRES_WHEN: Mapping[str, str] = MappingProxyType(
         "ratio difference > `candidate_error_ratio_increase`, cost per call ratio > "
         "`candidate_cost_ratio` (label `comparison`)",
         "ModelSidecarStopLossTripped": "the sidecar's stop-loss rolled a candidate back "
-        "(`model_sidecar_stoploss_trips_total` increased; label `reason`)",
+        f"(`{series.STOPLOSS_TRIPS}` increased; label `reason`)",
         "ModelSidecarDown": "`up == 0` for a target whose job matches `sidecar_job_regex` "
         "(critical), or no such target at all (`reason=absent`, warning)",
         "ModelSidecarTelemetryDropping": "dropped telemetry items per second > "
@@ -152,8 +153,14 @@ experiments; calls with a measured confidence, for ModelLowConfidenceHigh) carri
 denominator instead of dividing by it, so a model without calls never fires on NaN or +Inf.
 `CandidateModelWorse` and `ModelSidecarStopLossTripped` need the experiments feature: they
 read the `experiment` and `variant` labels (control arm `control`, candidate arms
-`candidate*`) and `model_sidecar_stoploss_trips_total{{experiment, reason}}` (every configured
+`candidate*`) and `{series.STOPLOSS_TRIPS}{{experiment, reason}}` (every configured
 reason starts at 0, so the first trip is an increase).
+
+The rules work in every GenAI convention mode of the sidecar (`OTEL_SEMCONV_STABILITY_OPT_IN`,
+see docs/metrics.md): call duration and time to first chunk are read in whichever generation is
+present, newest first ({series.shown(series.DURATION, "_bucket")}; {
+        series.shown(series.FIRST_CHUNK, "_bucket")
+    }), joined with `or`, so `dup` mode counts each call once. Recording rules keep their names.
 
 ## Settings and defaults
 

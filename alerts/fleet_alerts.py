@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alerts import recording as rec
+from alerts import series as s
 from alerts.model import AlertRule
 
 ARM = "{{ $labels.variant }} of experiment {{ $labels.experiment }}"
@@ -25,15 +26,15 @@ def _candidate_vs_control(series: str, operator: str) -> str:
 def experiment_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule, ...]:
     """CandidateModelWorse (latency, errors, cost) and ModelSidecarStopLossTripped."""
     w = timing.window
-    requests = rec.arm("model_sidecar_requests:rate", w)
+    requests = rec.arm(rec.ARM_REQUESTS, w)
     # Both arms carry at least the minimum call rate.
     guard = (
         f"and\n  {requests}{{{CANDIDATE}}} >= {t['min_request_rate']}\n"
         f"and on (experiment)\n  {requests}{{{CONTROL}}} >= {t['min_request_rate']}"
     )
-    p95 = rec.arm("gen_ai_client_operation_duration_seconds:p95_rate", w)
-    errors = rec.arm("model_sidecar_request_errors:ratio_rate", w)
-    cost = rec.arm("model_sidecar_cost_usd_per_call:ratio_rate", w)
+    p95 = rec.arm(rec.ARM_DURATION_P95, w)
+    errors = rec.arm(rec.ARM_ERROR_RATIO, w)
+    cost = rec.arm(rec.ARM_COST_PER_CALL, w)
 
     def ratio(series: str) -> str:
         return (
@@ -79,10 +80,7 @@ def experiment_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRu
     rules.append(
         AlertRule(
             alert="ModelSidecarStopLossTripped",
-            expr=(
-                "sum by (experiment, reason) "
-                "(increase(model_sidecar_stoploss_trips_total[15m])) > 0"
-            ),
+            expr=f"sum by (experiment, reason) (increase({s.STOPLOSS_TRIPS}[15m])) > 0",
             for_=timing.for_("0s"),
             severity="warning",
             summary=(
@@ -131,7 +129,7 @@ def sidecar_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule,
         AlertRule(
             alert="ModelSidecarTelemetryDropping",
             expr=(
-                "sum by (job, instance, sink) (rate(model_sidecar_telemetry_dropped_total[5m]))"
+                f"sum by (job, instance, sink) (rate({s.TELEMETRY_DROPPED}[5m]))"
                 f" > {t['telemetry_drop_rate']}"
             ),
             for_=timing.for_("10m"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alerts import recording as rec
+from alerts import series as s
 from alerts.model import MODEL_LABELS, AlertRule
 
 MODEL = "{{ $labels.gen_ai_request_model }} ({{ $labels.gen_ai_provider_name }})"
@@ -120,9 +121,9 @@ def spend_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule, .
 def quality_alerts(t: Mapping[str, str], timing: rec.Timing) -> tuple[AlertRule, ...]:
     """ModelRetryStorm, ModelLowConfidenceHigh and ModelOutputNotRepeatable."""
     w = timing.window
-    low = f"sum by ({MODEL_LABELS}) (rate(model_sidecar_low_confidence_total[30m]))"
-    measured = f"sum by ({MODEL_LABELS}) (rate(model_sidecar_confidence_count[30m]))"
-    repeats = "model_sidecar_repeat_outputs_total"
+    low = f"sum by ({MODEL_LABELS}) (rate({s.LOW_CONFIDENCE}[30m]))"
+    measured = f"sum by ({MODEL_LABELS}) (rate({s.CONFIDENCE}_count[30m]))"
+    repeats = s.REPEAT_OUTPUTS
     different = f'sum by ({MODEL_LABELS}) (rate({repeats}{{result="different"}}[1h]))'
     checked = f"sum by ({MODEL_LABELS}) (rate({repeats}[1h]))"
     checks = f"sum by ({MODEL_LABELS}) (increase({repeats}[1h]))"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alerts import series as s
 from alerts.model import ARM_LABELS, MODEL_LABELS, RecordingRule
 
 # Calls that failed on the provider's side (or on the way to it): every outcome except ok and
@@ -15,6 +16,13 @@ from alerts.model import ARM_LABELS, MODEL_LABELS, RecordingRule
 ERROR_MATCHERS = (
     'outcome!~"ok|client_cancelled", http_status_code!~"4([01][0-9]|2[0-8]|[3-9][0-9])"'
 )
+# Recording rules count failed calls under this name (not a metric of its own).
+_REQUEST_ERRORS = s.base(s.REQUESTS).replace("_requests", "_request_errors")
+# Record names of the per-arm series the experiment alerts compare.
+ARM_REQUESTS = f"{s.base(s.REQUESTS)}:rate"
+ARM_ERROR_RATIO = f"{_REQUEST_ERRORS}:ratio_rate"
+ARM_DURATION_P95 = f"{s.V1_41_DURATION}:p95_rate"
+ARM_COST_PER_CALL = f"{s.base(s.COST)}_per_call:ratio_rate"
 # The windows of the multiwindow, multi-burn-rate error budget alerts.
 BURN_WINDOWS = ("5m", "30m", "1h", "6h")
 
@@ -38,32 +46,32 @@ DEFAULT_TIMING = Timing()
 
 def requests_rate(window: str) -> str:
     """Record name: calls per second per model over `window`."""
-    return f"model:model_sidecar_requests:rate{window}"
+    return f"model:{s.base(s.REQUESTS)}:rate{window}"
 
 
 def error_ratio(window: str) -> str:
     """Record name: share of calls per model that failed on the provider's side."""
-    return f"model:model_sidecar_request_errors:ratio_rate{window}"
+    return f"model:{_REQUEST_ERRORS}:ratio_rate{window}"
 
 
 def duration_quantile(quantile: str, window: str) -> str:
     """Record name: call duration quantile (e.g. "p95") per model."""
-    return f"model:gen_ai_client_operation_duration_seconds:{quantile}_rate{window}"
+    return f"model:{s.V1_41_DURATION}:{quantile}_rate{window}"
 
 
 def ttft_p95(window: str) -> str:
     """Record name: p95 time to first chunk per model (streaming calls)."""
-    return f"model:gen_ai_client_operation_time_to_first_chunk_seconds:p95_rate{window}"
+    return f"model:{s.V1_41_FIRST_CHUNK}:p95_rate{window}"
 
 
 def cost_rate(window: str) -> str:
     """Record name: spend in USD per second per model."""
-    return f"model:model_sidecar_cost_usd:rate{window}"
+    return f"model:{s.base(s.COST)}:rate{window}"
 
 
 def retry_ratio(window: str) -> str:
     """Record name: retries per call per model."""
-    return f"model:model_sidecar_retries:ratio_rate{window}"
+    return f"model:{s.base(s.RETRIES)}:ratio_rate{window}"
 
 
 def arm(metric: str, window: str) -> str:
@@ -80,9 +88,11 @@ def _ratio(numerator: str, denominator: str) -> str:
     return f"(\n  {numerator}\nor\n  {denominator} * 0\n)\n/\n({denominator} > 0)"
 
 
-def _quantile(q: str, labels: str, metric: str, window: str, matchers: str = "") -> str:
-    selector = f"{metric}_bucket{{{matchers}}}" if matchers else f"{metric}_bucket"
-    return f"histogram_quantile({q}, sum by (le, {labels}) (rate({selector}[{window}])))"
+def _quantile(q: str, labels: str, metric: s.Series, window: str, matchers: str = "") -> str:
+    """The quantile of a histogram (in whichever generation is present) per `labels`."""
+    selector = f"{{name}}{{{{{matchers}}}}}" if matchers else "{name}"
+    buckets = s.each(metric, "_bucket", f"rate({selector}[{window}])")
+    return f"histogram_quantile({q}, sum by (le, {labels}) ({buckets}))"
 
 
 def request_rules(timing: Timing) -> tuple[RecordingRule, ...]:
@@ -90,10 +100,10 @@ def request_rules(timing: Timing) -> tuple[RecordingRule, ...]:
     rules: list[RecordingRule] = []
     for w in dict.fromkeys((timing.window, *BURN_WINDOWS)):
         requests = requests_rate(w)
-        errors = f"model:model_sidecar_request_errors:rate{w}"
-        selector = f"model_sidecar_requests_total{{{ERROR_MATCHERS}}}"
+        errors = f"model:{_REQUEST_ERRORS}:rate{w}"
+        selector = f"{s.REQUESTS}{{{ERROR_MATCHERS}}}"
         rules += [
-            RecordingRule(requests, _by(MODEL_LABELS, f"rate(model_sidecar_requests_total[{w}])")),
+            RecordingRule(requests, _by(MODEL_LABELS, f"rate({s.REQUESTS}[{w}])")),
             RecordingRule(errors, _by(MODEL_LABELS, f"rate({selector}[{w}])")),
             RecordingRule(error_ratio(w), _ratio(errors, requests)),
         ]
@@ -103,8 +113,7 @@ def request_rules(timing: Timing) -> tuple[RecordingRule, ...]:
 def latency_rules(timing: Timing) -> tuple[RecordingRule, ...]:
     """Per-model call duration p95 and p99, and time to first chunk p95."""
     w = timing.window
-    duration = "gen_ai_client_operation_duration_seconds"
-    ttft = "gen_ai_client_operation_time_to_first_chunk_seconds"
+    duration, ttft = s.DURATION, s.FIRST_CHUNK
     return (
         RecordingRule(duration_quantile("p95", w), _quantile("0.95", MODEL_LABELS, duration, w)),
         RecordingRule(duration_quantile("p99", w), _quantile("0.99", MODEL_LABELS, duration, w)),
@@ -115,7 +124,7 @@ def latency_rules(timing: Timing) -> tuple[RecordingRule, ...]:
 def cost_rules(timing: Timing) -> tuple[RecordingRule, ...]:
     """Per-model spend rates (USD per second)."""
     return tuple(
-        RecordingRule(cost_rate(w), _by(MODEL_LABELS, f"rate(model_sidecar_cost_usd_total[{w}])"))
+        RecordingRule(cost_rate(w), _by(MODEL_LABELS, f"rate({s.COST}[{w}])"))
         for w in dict.fromkeys((timing.window, "1h"))
     )
 
@@ -123,10 +132,10 @@ def cost_rules(timing: Timing) -> tuple[RecordingRule, ...]:
 def retry_rules(timing: Timing) -> tuple[RecordingRule, ...]:
     """Per-model retries per call (the call rate computed here, not read from another group)."""
     w = timing.window
-    retries = f"model:model_sidecar_retries:rate{w}"
-    calls = _by(MODEL_LABELS, f"rate(model_sidecar_requests_total[{w}])")
+    retries = f"model:{s.base(s.RETRIES)}:rate{w}"
+    calls = _by(MODEL_LABELS, f"rate({s.REQUESTS}[{w}])")
     return (
-        RecordingRule(retries, _by(MODEL_LABELS, f"rate(model_sidecar_retries_total[{w}])")),
+        RecordingRule(retries, _by(MODEL_LABELS, f"rate({s.RETRIES}[{w}])")),
         RecordingRule(retry_ratio(w), f"{retries}\n/\n({calls} > 0)"),
     )
 
@@ -135,31 +144,20 @@ def arm_rules(timing: Timing) -> tuple[RecordingRule, ...]:
     """Per-experiment-arm recording rules (calls that took part in an experiment only)."""
     w = timing.window
     in_experiment = 'experiment!=""'
-    requests = arm("model_sidecar_requests:rate", w)
-    errors = arm("model_sidecar_request_errors:rate", w)
-    cost = arm("model_sidecar_cost_usd:rate", w)
+    requests = arm(ARM_REQUESTS, w)
+    errors = arm(f"{_REQUEST_ERRORS}:rate", w)
+    cost = arm(f"{s.base(s.COST)}:rate", w)
     return (
-        RecordingRule(
-            requests, _by(ARM_LABELS, f"rate(model_sidecar_requests_total{{{in_experiment}}}[{w}])")
-        ),
+        RecordingRule(requests, _by(ARM_LABELS, f"rate({s.REQUESTS}{{{in_experiment}}}[{w}])")),
         RecordingRule(
             errors,
-            _by(
-                ARM_LABELS,
-                f"rate(model_sidecar_requests_total{{{in_experiment}, {ERROR_MATCHERS}}}[{w}])",
-            ),
+            _by(ARM_LABELS, f"rate({s.REQUESTS}{{{in_experiment}, {ERROR_MATCHERS}}}[{w}])"),
         ),
-        RecordingRule(arm("model_sidecar_request_errors:ratio_rate", w), _ratio(errors, requests)),
+        RecordingRule(arm(ARM_ERROR_RATIO, w), _ratio(errors, requests)),
         RecordingRule(
-            arm("gen_ai_client_operation_duration_seconds:p95_rate", w),
-            _quantile(
-                "0.95", ARM_LABELS, "gen_ai_client_operation_duration_seconds", w, in_experiment
-            ),
+            arm(ARM_DURATION_P95, w),
+            _quantile("0.95", ARM_LABELS, s.DURATION, w, in_experiment),
         ),
-        RecordingRule(
-            cost, _by(ARM_LABELS, f"rate(model_sidecar_cost_usd_total{{{in_experiment}}}[{w}])")
-        ),
-        RecordingRule(
-            arm("model_sidecar_cost_usd_per_call:ratio_rate", w), f"{cost}\n/\n({requests} > 0)"
-        ),
+        RecordingRule(cost, _by(ARM_LABELS, f"rate({s.COST}{{{in_experiment}}}[{w}])")),
+        RecordingRule(arm(ARM_COST_PER_CALL, w), f"{cost}\n/\n({requests} > 0)"),
     )

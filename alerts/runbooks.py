@@ -3,12 +3,16 @@ the loss. Rendered into alerts/runbooks.md; each alert's runbook_url points at i
 
 from __future__ import annotations
 
+from alerts import series as s
 from alerts.model import Runbook
 
 P95_QUERY = (
-    "`histogram_quantile(0.95, sum by (le, gen_ai_request_model, upstream) "
-    "(rate(gen_ai_client_operation_duration_seconds_bucket[5m])))`"
+    "`histogram_quantile(0.95, sum by (le, gen_ai_request_model, upstream) ("
+    + s.each(s.DURATION, "_bucket", "rate({name}[5m])")
+    + "))`"
 )
+# `rate(tokens of a type[5m]) / rate(calls[5m])`.
+_TOKENS_PER_CALL = "`rate(" + s.TOKENS + '{{gen_ai_token_type="{}"}}[5m]) / rate(' + s.REQUESTS
 
 RUNBOOKS: tuple[Runbook, ...] = (
     Runbook(
@@ -23,13 +27,14 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "Provider or upstream? Split the quantile by `upstream` and `gen_ai_operation_name`: "
             f"{P95_QUERY}. One upstream slow means that endpoint or region; all of them means "
             "the provider or the model itself. Check the provider's status page.",
-            "Longer answers, or slower tokens? Compare `rate(model_sidecar_tokens_total"
-            '{gen_ai_token_type="output"}[5m]) / rate(model_sidecar_requests_total[5m])` '
-            "with last week, and the p95 of `gen_ai_client_operation_time_per_output_chunk_"
-            "seconds`: more output tokens per call (a prompt change, reasoning effort) is the "
+            "Longer answers, or slower tokens? Compare "
+            + _TOKENS_PER_CALL.format("output")
+            + "[5m])` with last week, and the p95 of the time per output chunk ("
+            + s.shown(s.TIME_PER_CHUNK)
+            + "): more output tokens per call (a prompt change, reasoning effort) is the "
             "app's doing; slower chunks are the provider's.",
-            "Not the sidecar: the p95 of `model_sidecar_overhead_seconds` should stay in the "
-            "milliseconds, and `model_sidecar_in_flight_requests` should not pile up.",
+            f"Not the sidecar: the p95 of `{s.OVERHEAD}` should stay in the "
+            f"milliseconds, and `{s.IN_FLIGHT}` should not pile up.",
         ),
         stop_loss=(
             "Move latency-sensitive traffic to a faster model or another region/upstream "
@@ -46,10 +51,11 @@ RUNBOOKS: tuple[Runbook, ...] = (
         ),
         checks=(
             "Queueing at the provider? Compare with the non-streaming duration p95 "
-            "(ModelTailLatencyHigh) and look for 429s in `model_sidecar_requests_total"
+            f"(ModelTailLatencyHigh) and look for 429s in `{s.REQUESTS}"
             '{http_status_code="429"}`: rate limits and overload show up here first.',
-            'Bigger prompts? `rate(model_sidecar_tokens_total{gen_ai_token_type="input"}[5m])'
-            " / rate(model_sidecar_requests_total[5m])`: longer inputs take longer to prefill; a "
+            "Bigger prompts? "
+            + _TOKENS_PER_CALL.format("input")
+            + "[5m])`: longer inputs take longer to prefill; a "
             "falling `cache_read` share means prompt caching stopped working.",
             "Reasoning models think before the first visible token: check whether "
             '`gen_ai_token_type="reasoning"` tokens per call went up (reasoning effort changed).',
@@ -69,7 +75,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
             'hour. `burn="slow"` (severity warning, ticket): 6x over 6 h and 30 m.'
         ),
         checks=(
-            "Which errors? `sum by (outcome, http_status_code) (rate(model_sidecar_requests_total"
+            f"Which errors? `sum by (outcome, http_status_code) (rate({s.REQUESTS}"
             '{gen_ai_request_model="MODEL", outcome!="ok"}[5m]))`: 429 = rate limits or '
             "quota, 5xx = provider outage, timeout/connection_error = network or a stuck "
             "upstream, stream_interrupted = streams cut mid-answer.",
@@ -91,9 +97,9 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "the provider's reported tokens and genai-prices prices)."
         ),
         checks=(
-            "More calls, or more tokens per call? Compare `model:model_sidecar_requests:rate5m`"
+            f"More calls, or more tokens per call? Compare `model:{s.base(s.REQUESTS)}:rate5m`"
             " and tokens per call by `gen_ai_token_type` with yesterday.",
-            "Which app? Split `rate(model_sidecar_cost_usd_total[1h])` by `namespace`, `job` or"
+            f"Which app? Split `rate({s.COST}[1h])` by `namespace`, `job` or"
             " `pod`: a loop, a batch job or a retry storm in one service is the usual cause.",
             "Cache misses: a falling `cache_read` share multiplies input cost; reasoning tokens "
             "are billed as output.",
@@ -111,9 +117,9 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "model will cost more than the daily budget over the next 24 hours."
         ),
         checks=(
-            "Is the trend real? Graph `model:model_sidecar_cost_usd:rate5m * 86400` over the "
+            f"Is the trend real? Graph `model:{s.base(s.COST)}:rate5m * 86400` over the "
             "last day: a morning ramp-up extrapolates high; a steady climb is real.",
-            "Which callers grow? Split `rate(model_sidecar_cost_usd_total[1h])` by `namespace`/"
+            f"Which callers grow? Split `rate({s.COST}[1h])` by `namespace`/"
             "`job`, and tokens per call by type.",
             "Prices: a changed response model (a new snapshot) can carry a different price; "
             "check `gen_ai_response_model`.",
@@ -131,7 +137,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "struggling provider and cost, and stretch the latency users see."
         ),
         checks=(
-            "Why retried? `sum by (source, reason) (rate(model_sidecar_retries_total[5m]))`: "
+            f"Why retried? `sum by (source, reason) (rate({s.RETRIES}[5m]))`: "
             "429 = rate limited, 5xx = provider errors, connection_error = network.",
             "Is the error budget burning as well (ModelErrorBudgetBurn)? Then the retries are "
             "a symptom: handle that first.",
@@ -211,7 +217,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "The sidecar's stop-loss sent a candidate arm's traffic back to the control because "
             "the candidate crossed its configured limits. The loss is stopped; a human should "
             "decide what happens to the experiment. Needs the experiments feature (metric "
-            "`model_sidecar_stoploss_trips_total{experiment, reason}`; reason `latency`, "
+            f"`{s.STOPLOSS_TRIPS}{{experiment, reason}}`; reason `latency`, "
             "`errors`, `cost` or `low_confidence`)."
         ),
         checks=(
@@ -255,7 +261,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "affected, but metrics, spans and every alert built on them undercount."
         ),
         checks=(
-            "Which sink: `sum by (sink) (rate(model_sidecar_telemetry_dropped_total[5m]))`.",
+            f"Which sink: `sum by (sink) (rate({s.TELEMETRY_DROPPED}[5m]))`.",
             "Is the span exporter's endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) reachable and fast?",
             "Is the sidecar CPU-starved (CPU throttling of the container) at this call rate?",
         ),

@@ -1,8 +1,9 @@
-"""A tiny OTLP/HTTP trace receiver for the benchmark: counts the spans it is sent.
+"""A tiny OTLP/HTTP receiver for the benchmark: counts the spans and metric points it is sent.
 
 `python -m bench.otlp_sink --listen 127.0.0.1:0` prints `listening on http://HOST:PORT`;
-POST /v1/traces takes ExportTraceServiceRequest protobuf, GET /count answers
-`{"requests": N, "spans": M}`.
+POST /v1/traces takes ExportTraceServiceRequest protobuf, POST /v1/metrics
+ExportMetricsServiceRequest; GET /count answers
+`{"requests": N, "spans": M, "metric_requests": R, "metric_points": P}`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import argparse
 
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -31,6 +36,21 @@ async def _traces(request: web.Request) -> web.Response:
     )
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    message = ExportMetricsServiceRequest.FromString(await request.read())
+    counts = request.app[COUNTS]
+    counts["metric_requests"] += 1
+    counts["metric_points"] += sum(
+        len(getattr(metric, metric.WhichOneof("data")).data_points)
+        for resource in message.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    )
+    return web.Response(
+        body=ExportMetricsServiceResponse().SerializeToString(), content_type=PROTOBUF
+    )
+
+
 async def _count(request: web.Request) -> web.Response:
     return web.json_response(request.app[COUNTS])
 
@@ -38,8 +58,9 @@ async def _count(request: web.Request) -> web.Response:
 def build_app() -> web.Application:
     """The receiver's aiohttp application."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[COUNTS] = {"requests": 0, "spans": 0}
+    app[COUNTS] = {"requests": 0, "spans": 0, "metric_requests": 0, "metric_points": 0}
     app.router.add_post("/v1/traces", _traces)
+    app.router.add_post("/v1/metrics", _metrics)
     app.router.add_get("/count", _count)
     return app
 

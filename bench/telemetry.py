@@ -136,6 +136,12 @@ class OtlpSink:
             counts = await r.json()
         return int(counts["spans"])
 
+    async def metric_exports(self) -> int:
+        """How many OTLP metrics export requests arrived so far."""
+        async with aiohttp.ClientSession() as http, http.get(self.url + "/count") as r:
+            counts = await r.json()
+        return int(counts["metric_requests"])
+
     def stop(self) -> None:
         """Stop the receiver."""
         if self.child is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alerts import series
 from dashboards import thresholds
 from dashboards.experiments import experiment_rows
 from dashboards.layout import Cell, DashboardSpec, Row
@@ -40,10 +41,10 @@ ARM_HEADERS = {
 }
 ARM_LEGEND = "{{gen_ai_request_model}} {{variant}}"
 
-REQUESTS = "model_sidecar_requests_total"
-DURATION = "gen_ai_client_operation_duration_seconds"
-FIRST_CHUNK = "gen_ai_client_operation_time_to_first_chunk_seconds"
-REPEATS = "model_sidecar_repeat_outputs_total"
+REQUESTS = series.REQUESTS
+DURATION = series.DURATION
+FIRST_CHUNK = series.FIRST_CHUNK
+REPEATS = series.REPEAT_OUTPUTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,8 @@ class Measure:
     # A count over the time range in the table may be a rate in the graph.
     graph_unit: str | None = None
     graph_width: int = 8
+    # Latency graphs show exemplars: a dot opens the trace of a call in that bucket.
+    exemplars: bool = False
 
     def column(self) -> Column:
         """The table column over the dashboard's time range."""
@@ -75,6 +78,7 @@ class Measure:
                 [Query(self.expr(RATE_WINDOW), ARM_LEGEND)],
                 levels=self.levels,
                 runbooks=self.runbooks,
+                exemplars=self.exemplars,
             ),
             self.graph_width,
         )
@@ -97,7 +101,7 @@ def _per_call(counter: str, *matchers: str, scale: float = 1) -> Callable[[str],
     )
 
 
-def _quantile(q: float, histogram: str) -> Callable[[str], str]:
+def _quantile(q: float, histogram: series.Series) -> Callable[[str], str]:
     return lambda window: SCOPE.quantile(q, histogram, by=ARM, window=window)
 
 
@@ -106,11 +110,11 @@ def _repeats(window: str) -> str:
 
 
 def _feedback(window: str) -> str:
-    return SCOPE.sum_rate("model_sidecar_feedback_total", by=ARM, window=window)
+    return SCOPE.sum_rate(series.FEEDBACK, by=ARM, window=window)
 
 
 def _confidence_measured(window: str) -> str:
-    return SCOPE.sum_rate("model_sidecar_confidence_count", by=ARM, window=window)
+    return SCOPE.sum_rate(series.CONFIDENCE, by=ARM, window=window, suffix="_count")
 
 
 MEASURES = (
@@ -121,21 +125,22 @@ MEASURES = (
     ),
     Measure(
         "p50 latency", "p50 latency", "Median call duration as the app saw it.", "s",
-        _quantile(0.5, DURATION), thresholds.LATENCY,
+        _quantile(0.5, DURATION), thresholds.LATENCY, exemplars=True,
     ),
     Measure(
         "p95 latency", "p95 latency", "95th percentile of the call duration.", "s",
-        _quantile(0.95, DURATION), thresholds.LATENCY, ("ModelTailLatencyHigh",),
+        _quantile(0.95, DURATION), thresholds.LATENCY, ("ModelTailLatencyHigh",), exemplars=True,
     ),
     Measure(
         "p95 TTFT", "p95 time to first chunk",
         "95th percentile of the time to the first streamed chunk (streaming calls only).", "s",
         _quantile(0.95, FIRST_CHUNK), thresholds.FIRST_CHUNK, ("ModelTimeToFirstTokenHigh",),
+        exemplars=True,
     ),
     Measure(
         "Cost / 10k calls", "Cost per 10k calls",
         "Estimated US dollars per 10,000 calls (unpriced calls count as calls, add no cost).",
-        "currencyUSD", _per_call("model_sidecar_cost_usd_total", scale=10000),
+        "currencyUSD", _per_call(series.COST, scale=10000),
     ),
     Measure(
         "Error %", "Error ratio",
@@ -146,13 +151,13 @@ MEASURES = (
     Measure(
         "Retry %", "Retries per call",
         "Client retries (the app's SDK) plus the sidecar's own extra attempts, per call.",
-        "percentunit", _share("model_sidecar_retries_total"), thresholds.RETRIES,
+        "percentunit", _share(series.RETRIES), thresholds.RETRIES,
         ("ModelRetryStorm",),
     ),
     Measure(
         "Low confidence %", "Low-confidence ratio",
         "Share of the calls with a measured confidence that fell below the threshold.",
-        "percentunit", _share("model_sidecar_low_confidence_total", of=_confidence_measured),
+        "percentunit", _share(series.LOW_CONFIDENCE, of=_confidence_measured),
         thresholds.LOW_CONFIDENCE, ("ModelLowConfidenceHigh",),
     ),
     Measure(
@@ -165,17 +170,17 @@ MEASURES = (
     Measure(
         "Hallucinations / 1k", "Hallucinations per 1k calls (feedback)",
         "Calls the app reported as hallucinations (POST /_sidecar/feedback) per 1,000 calls.",
-        "short", _per_call("model_sidecar_feedback_total", 'outcome="hallucination"', scale=1000),
+        "short", _per_call(series.FEEDBACK, 'outcome="hallucination"', scale=1000),
     ),
     Measure(
         "Accepted %", "Accepted answers (feedback)",
         "Share of the feedback the app posted that was `accepted`.", "percentunit",
-        _share("model_sidecar_feedback_total", 'outcome="accepted"', of=_feedback),
+        _share(series.FEEDBACK, 'outcome="accepted"', of=_feedback),
     ),
     Measure(
         "Tokens / call", "Tokens per call",
         "Input plus output tokens per call, as reported by the provider.", "short",
-        _per_call("model_sidecar_tokens_total", 'gen_ai_token_type=~"input|output"'),
+        _per_call(series.TOKENS, 'gen_ai_token_type=~"input|output"'),
     ),
 )  # fmt: skip
 

@@ -4,6 +4,7 @@ shadow calls (latency, time to first chunk, tokens, cost, output agreement)."""
 
 from __future__ import annotations
 
+from alerts import series
 from dashboards.layout import Cell, Row
 from dashboards.panels import NEUTRAL, Levels, Query, timeseries
 from dashboards.promql import (
@@ -25,10 +26,10 @@ PAIR = ("experiment", "variant")
 ARM_LEGEND = "{{gen_ai_request_model}} {{variant}}"
 PAIR_LEGEND = "{{experiment}} {{variant}}"
 
-FEEDBACK = "model_sidecar_feedback_total"
-PAIRS = "model_sidecar_shadow_pairs_total"
-LATENCY_DELTA = "model_sidecar_shadow_latency_delta_seconds"
-TTFT_DELTA = "model_sidecar_shadow_time_to_first_chunk_delta_seconds"
+FEEDBACK = series.FEEDBACK
+PAIRS = series.SHADOW_PAIRS
+LATENCY_DELTA = series.SHADOW_LATENCY_DELTA
+TTFT_DELTA = series.SHADOW_TTFT_DELTA
 # Below 90 % identical answers the candidate behaves differently (not necessarily worse).
 AGREEMENT = Levels("orange", ((0.9, "green"),))
 
@@ -44,10 +45,10 @@ def _paired_delta(
 
 def _stop_loss_row() -> Row:
     active = Query(
-        f"max by (experiment) ({EXPERIMENT_SCOPE.selector('model_sidecar_experiment_active')})",
+        f"max by (experiment) ({EXPERIMENT_SCOPE.selector(series.EXPERIMENT_ACTIVE)})",
         "{{experiment}}",
     )
-    increase = EXPERIMENT_SCOPE.increase("model_sidecar_stoploss_trips_total", window=RATE_WINDOW)
+    increase = EXPERIMENT_SCOPE.increase(series.STOPLOSS_TRIPS, window=RATE_WINDOW)
     trips = Query(f"{by_clause(('experiment', 'reason'))}({increase})", "{{experiment}} {{reason}}")
     outcomes = Query(
         CALL_SCOPE.sum_rate(FEEDBACK, by=("experiment", "variant", "outcome")),
@@ -55,8 +56,8 @@ def _stop_loss_row() -> Row:
     )
     edit = Query(
         per(
-            CALL_SCOPE.sum_rate("model_sidecar_edit_seconds_sum", by=ARM),
-            CALL_SCOPE.sum_rate("model_sidecar_edit_seconds_count", by=ARM),
+            CALL_SCOPE.sum_rate(series.EDIT_SECONDS, by=ARM, suffix="_sum"),
+            CALL_SCOPE.sum_rate(series.EDIT_SECONDS, by=ARM, suffix="_count"),
         ),
         ARM_LEGEND,
     )
@@ -113,22 +114,22 @@ def _shadow_row() -> Row:
         )
         for q in (0.5, 0.95)
     ]
-    mean = Query(_paired_delta("model_sidecar_shadow_paired_duration_seconds_total"), "mean")
+    mean = Query(_paired_delta(series.SHADOW_PAIRED_DURATION), "mean")
     ttft = Query(
         _paired_delta(
-            "model_sidecar_shadow_paired_time_to_first_chunk_seconds_total",
+            series.SHADOW_PAIRED_TTFT,
             pairs=TTFT_DELTA + "_count",
         ),
         PAIR_LEGEND,
     )
     tokens = Query(
-        _paired_delta("model_sidecar_shadow_paired_tokens_total", 'gen_ai_token_type="output"'),
+        _paired_delta(series.SHADOW_PAIRED_TOKENS, 'gen_ai_token_type="output"'),
         PAIR_LEGEND,
     )
     cost = Query(
         _paired_delta(
-            "model_sidecar_shadow_paired_cost_usd_total",
-            pairs="model_sidecar_shadow_cost_delta_usd_count",
+            series.SHADOW_PAIRED_COST,
+            pairs=series.SHADOW_COST_DELTA + "_count",
             scale=10000,
         ),
         PAIR_LEGEND,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts import series
 from dashboards import thresholds
 from dashboards.layout import Cell, DashboardSpec, Row
 from dashboards.panels import (
@@ -22,7 +23,7 @@ UID = "model-sidecar-health"
 SIDECARS = Scope(SIDECAR_MATCHERS)
 PER_SIDECAR = ("instance", "pod")
 SIDECAR_LEGEND = "{{instance}} {{pod}}"
-OVERHEAD = "model_sidecar_overhead_seconds"
+OVERHEAD = series.OVERHEAD
 
 DOWN_LEVELS = Levels(GREEN, ((1, RED),))
 UP_LEVELS = Levels(RED, ((1, GREEN),))
@@ -81,7 +82,7 @@ def _summary() -> Row:
                     "Telemetry dropped",
                     "Telemetry items per second dropped because a queue was full; should be 0.",
                     "cps",
-                    Query(SIDECARS.sum_rate("model_sidecar_telemetry_dropped_total")),
+                    Query(SIDECARS.sum_rate(series.TELEMETRY_DROPPED)),
                     levels=thresholds.ANY_LOSS,
                     runbooks=("ModelSidecarTelemetryDropping",),
                 ),
@@ -116,7 +117,7 @@ def _overhead_and_load() -> Row:
                     "Calls per second per sidecar",
                     "Calls each sidecar finished, all outcomes.",
                     "reqps",
-                    [Query(_per_sidecar("model_sidecar_requests_total"), SIDECAR_LEGEND)],
+                    [Query(_per_sidecar(series.REQUESTS), SIDECAR_LEGEND)],
                     levels=NEUTRAL,
                 ),
                 12,
@@ -126,7 +127,7 @@ def _overhead_and_load() -> Row:
                     "Calls in flight per sidecar",
                     "Calls received and not yet finished.",
                     "short",
-                    [Query(_gauge("sum", "model_sidecar_in_flight_requests"), SIDECAR_LEGEND)],
+                    [Query(_gauge("sum", series.IN_FLIGHT), SIDECAR_LEGEND)],
                     levels=NEUTRAL,
                 ),
                 12,
@@ -140,7 +141,7 @@ def _overhead_and_load() -> Row:
                     [
                         Query(
                             _per_sidecar(
-                                "model_sidecar_retries_total",
+                                series.RETRIES,
                                 'source="sidecar"',
                                 by=("upstream", "reason"),
                             ),
@@ -168,9 +169,7 @@ def _telemetry() -> Row:
                     "cps",
                     [
                         Query(
-                            _per_sidecar(
-                                "model_sidecar_telemetry_dropped_total", by=(*PER_SIDECAR, "sink")
-                            ),
+                            _per_sidecar(series.TELEMETRY_DROPPED, by=(*PER_SIDECAR, "sink")),
                             "{{sink}} " + SIDECAR_LEGEND,
                         )
                     ],
@@ -188,9 +187,7 @@ def _telemetry() -> Row:
                     "cps",
                     [
                         Query(
-                            _per_sidecar(
-                                "model_sidecar_label_overflow_total", by=(*PER_SIDECAR, "label")
-                            ),
+                            _per_sidecar(series.LABEL_OVERFLOW, by=(*PER_SIDECAR, "label")),
                             "{{label}} " + SIDECAR_LEGEND,
                         )
                     ],

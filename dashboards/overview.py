@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts import series
 from dashboards import thresholds
 from dashboards.layout import Cell, DashboardSpec, Row
 from dashboards.panels import (
@@ -35,10 +36,10 @@ CALLS = Scope(CALL_MATCHERS)
 # The in-flight gauge carries only what is known when a call starts: no model label.
 IN_FLIGHT = Scope((*SIDECAR_MATCHERS, PROVIDER_MATCHER))
 
-REQUESTS = "model_sidecar_requests_total"
-DURATION = "gen_ai_client_operation_duration_seconds"
-FIRST_CHUNK = "gen_ai_client_operation_time_to_first_chunk_seconds"
-COST = "model_sidecar_cost_usd_total"
+REQUESTS = series.REQUESTS
+DURATION = series.DURATION
+FIRST_CHUNK = series.FIRST_CHUNK
+COST = series.COST
 MODEL_LEGEND = "{{gen_ai_request_model}} ({{gen_ai_provider_name}})"
 
 SPEND_ALERTS = ("ModelSpendBurnHigh", "ModelDailyBudgetAtRisk")
@@ -119,7 +120,7 @@ def _at_a_glance() -> Row:
                     "Calls in flight",
                     "Calls received and not yet finished, now.",
                     "short",
-                    Query(f"sum({IN_FLIGHT.selector('model_sidecar_in_flight_requests')})"),
+                    Query(f"sum({IN_FLIGHT.selector(series.IN_FLIGHT)})"),
                     levels=NEUTRAL,
                 ),
                 4,
@@ -178,10 +179,11 @@ def _traffic_and_errors() -> Row:
                     Query(
                         "topk(10, "
                         + CALLS.sum_rate(
-                            f"{DURATION}_count",
+                            DURATION,
                             'error_type!=""',
                             by=("error_type", "gen_ai_request_model"),
                             window=RANGE_WINDOW,
+                            suffix="_count",
                         )
                         + ")",
                         "{{error_type}} · {{gen_ai_request_model}}",
@@ -207,11 +209,13 @@ def _latency() -> Row:
                 timeseries(
                     "Latency p50 / p95 / p99 by model",
                     "Call duration from the request's arrival to the last byte forwarded to "
-                    "the app, from the histogram buckets summed per model.",
+                    "the app, from the histogram buckets summed per model. Exemplars (dots) "
+                    "open the trace of a call in that bucket.",
                     "s",
                     latency,
                     levels=thresholds.LATENCY,
                     runbooks=("ModelTailLatencyHigh",),
+                    exemplars=True,
                 ),
                 12,
             ),
@@ -224,6 +228,7 @@ def _latency() -> Row:
                     [Query(CALLS.quantile(0.95, FIRST_CHUNK, by=MODEL), MODEL_LEGEND)],
                     levels=thresholds.FIRST_CHUNK,
                     runbooks=("ModelTimeToFirstTokenHigh",),
+                    exemplars=True,
                 ),
                 12,
             ),
@@ -243,7 +248,7 @@ def _tokens_and_cost() -> Row:
                     "suffix: tok/s",
                     [
                         Query(
-                            CALLS.sum_rate("model_sidecar_tokens_total", by=("gen_ai_token_type",)),
+                            CALLS.sum_rate(series.TOKENS, by=("gen_ai_token_type",)),
                             "{{gen_ai_token_type}}",
                         )
                     ],
@@ -291,7 +296,7 @@ def _tokens_and_cost() -> Row:
                     [
                         Query(
                             ratio(
-                                CALLS.sum_rate("model_sidecar_cost_unknown_total", by=MODEL),
+                                CALLS.sum_rate(series.COST_UNKNOWN, by=MODEL),
                                 CALLS.sum_rate(REQUESTS, by=MODEL),
                             ),
                             MODEL_LEGEND,
@@ -318,9 +323,7 @@ def _retries_and_confidence() -> Row:
                     [
                         Query(
                             per_group(
-                                CALLS.sum_rate(
-                                    "model_sidecar_retries_total", by=(*MODEL, "source")
-                                ),
+                                CALLS.sum_rate(series.RETRIES, by=(*MODEL, "source")),
                                 CALLS.sum_rate(REQUESTS, by=MODEL),
                                 MODEL,
                             ),
@@ -341,8 +344,8 @@ def _retries_and_confidence() -> Row:
                     [
                         Query(
                             ratio(
-                                CALLS.sum_rate("model_sidecar_low_confidence_total", by=MODEL),
-                                CALLS.sum_rate("model_sidecar_confidence_count", by=MODEL),
+                                CALLS.sum_rate(series.LOW_CONFIDENCE, by=MODEL),
+                                CALLS.sum_rate(series.CONFIDENCE, by=MODEL, suffix="_count"),
                             ),
                             MODEL_LEGEND,
                         )
@@ -361,7 +364,7 @@ def _retries_and_confidence() -> Row:
                     [
                         Query(
                             "sum by (gen_ai_provider_name, gen_ai_operation_name) "
-                            f"({IN_FLIGHT.selector('model_sidecar_in_flight_requests')})",
+                            f"({IN_FLIGHT.selector(series.IN_FLIGHT)})",
                             "{{gen_ai_provider_name}} {{gen_ai_operation_name}}",
                         )
                     ],

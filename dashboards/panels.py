@@ -62,8 +62,23 @@ def low_is_bad(warn: float, good: float) -> Levels:
     return Levels(RED, ((warn, ORANGE), (good, GREEN)))
 
 
+# Exemplars carry the trace id of a sampled call in this field; its link opens the trace in
+# the tracing datasource the `trace_datasource` variable picks (Tempo: a trace id is a query).
+TRACE_ID_FIELD = "trace_id"
+TRACE_LINK = {
+    "title": "Open trace ${__value.raw}",
+    "url": '/explore?left={"datasource":"${trace_datasource}","queries":[{"refId":"A",'
+    '"queryType":"traceql","query":"${__value.raw}"}]}',
+    "targetBlank": True,
+}
+
+
 def prometheus_targets(
-    queries: Sequence[Query], *, instant: bool = False, table_format: bool = False
+    queries: Sequence[Query],
+    *,
+    instant: bool = False,
+    table_format: bool = False,
+    exemplars: bool = False,
 ) -> list[cogbuilder.Builder[variants.Dataquery]]:
     """Dataqueries A, B, C… on the datasource variable."""
     targets: list[cogbuilder.Builder[variants.Dataquery]] = []
@@ -76,6 +91,8 @@ def prometheus_targets(
             .legend_format(query.legend or "__auto")
         )
         target = target.instant() if instant else target.range()
+        if exemplars:
+            target = target.exemplar(True)
         if table_format:
             target = target.format(prometheus_models.PromQueryFormat.TABLE)
         targets.append(target)
@@ -114,11 +131,13 @@ def timeseries(
     stacked: bool = False,
     min_value: float | None = 0,
     max_value: float | None = None,
+    exemplars: bool = False,
 ) -> timeseries_builder.Panel:
-    """A time series panel; threshold steps are drawn as dashed lines."""
+    """A time series panel; threshold steps are drawn as dashed lines. With `exemplars`, the
+    queries ask for exemplars and an exemplar's trace id links to its trace."""
     panel = (
         timeseries_builder.Panel()
-        .targets(prometheus_targets(queries))
+        .targets(prometheus_targets(queries, exemplars=exemplars))
         .line_width(1)
         .fill_opacity(10 if not stacked else 40)
         .show_points(common_models.VisibilityMode.NEVER)
@@ -147,6 +166,10 @@ def timeseries(
         panel = panel.min(min_value)
     if max_value is not None:
         panel = panel.max(max_value)
+    if exemplars:
+        panel = panel.override_by_name(
+            TRACE_ID_FIELD, [models.DynamicConfigValue(id_val="links", value=[TRACE_LINK])]
+        )
     return _decorate(panel, title, description, unit, levels, runbooks)
 
 

@@ -1,6 +1,8 @@
 """PromQL building blocks shared by every dashboard: scoped selectors, rates, quantiles, ratios.
 
 Every selector carries the dashboard's variable matchers, so a query never forgets a filter.
+A measurement the convention generations name differently (`Alternatives`) is read under every
+name, newest first, joined with `or` (alerts/series.py), so one query works in every mode.
 `$job` expands to the exact jobs Grafana found; `$namespace`, `$pod`, `$provider` and `$model`
 use the All value `.*`, which also matches a series without that label (a plain,
 non-Kubernetes scrape has no `namespace` or `pod`).
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerts.recording import ERROR_MATCHERS
+from alerts.series import Series, names
 
 # The Grafana window for rate(): at least four scrape intervals, so 15 s to 60 s scrapes work.
 RATE_WINDOW = "$__rate_interval"
@@ -47,35 +50,49 @@ class Scope:
         """`metric{scope matchers, extra matchers}`."""
         return f"{metric}{{{', '.join((*self.matchers, *extra))}}}"
 
-    def rate(self, metric: str, *extra: str, window: str = RATE_WINDOW) -> str:
-        """Per-second rate of a counter over `window`."""
-        return f"rate({self.selector(metric, *extra)}[{window}])"
+    def _each(
+        self, function: str, metric: Series, extra: Sequence[str], window: str, suffix: str
+    ) -> str:
+        return " or ".join(
+            f"{function}({self.selector(name, *extra)}[{window}])" for name in names(metric, suffix)
+        )
 
-    def increase(self, metric: str, *extra: str, window: str = RANGE_WINDOW) -> str:
+    def rate(self, metric: Series, *extra: str, window: str = RATE_WINDOW, suffix: str = "") -> str:
+        """Per-second rate of a counter over `window`."""
+        return self._each("rate", metric, extra, window, suffix)
+
+    def increase(
+        self, metric: Series, *extra: str, window: str = RANGE_WINDOW, suffix: str = ""
+    ) -> str:
         """Increase of a counter over `window` (by default the dashboard's time range)."""
-        return f"increase({self.selector(metric, *extra)}[{window}])"
+        return self._each("increase", metric, extra, window, suffix)
 
     def sum_rate(
-        self, metric: str, *extra: str, by: Sequence[str] = (), window: str = RATE_WINDOW
+        self,
+        metric: Series,
+        *extra: str,
+        by: Sequence[str] = (),
+        window: str = RATE_WINDOW,
+        suffix: str = "",
     ) -> str:
         """`sum by (by) (rate(metric{…}[window]))`; an increase when `window` is the range."""
         inner = (
-            self.increase(metric, *extra, window=window)
+            self.increase(metric, *extra, window=window, suffix=suffix)
             if window == RANGE_WINDOW
-            else self.rate(metric, *extra, window=window)
+            else self.rate(metric, *extra, window=window, suffix=suffix)
         )
         return f"{by_clause(by)}({inner})"
 
     def quantile(
         self,
         quantile: float,
-        histogram: str,
+        histogram: Series,
         *extra: str,
         by: Sequence[str] = (),
         window: str = RATE_WINDOW,
     ) -> str:
         """histogram_quantile over the buckets summed by (le, `by`): aggregate first."""
-        buckets = self.rate(f"{histogram}_bucket", *extra, window=window)
+        buckets = self.rate(histogram, *extra, window=window, suffix="_bucket")
         return f"histogram_quantile({quantile}, {by_clause(('le', *by))}({buckets}))"
 
 

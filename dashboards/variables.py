@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as models
 
+from alerts import series
 from dashboards.panels import DATASOURCE
 from dashboards.promql import (
     CALL_MATCHERS,
@@ -24,8 +25,8 @@ from dashboards.promql import (
 
 MATCH_ANY = ".*"
 # Exported by every sidecar from its first scrape, before any call.
-SIDECAR_PRESENCE_METRIC = "model_sidecar_telemetry_dropped_total"
-CALLS_METRIC = "model_sidecar_requests_total"
+SIDECAR_PRESENCE_METRIC = series.TELEMETRY_DROPPED
+CALLS_METRIC = series.REQUESTS
 
 ALL = models.VariableOption(selected=True, text="All", value="$__all")
 
@@ -37,6 +38,19 @@ def datasource_variable() -> dashboard.DatasourceVariable:
         .label("Data source")
         .type("prometheus")
         .description("Prometheus that scrapes the sidecars' admin /metrics endpoint.")
+    )
+
+
+def trace_datasource_variable() -> dashboard.DatasourceVariable:
+    """Where the latency panels' exemplars open their trace (the sidecar's spans)."""
+    return (
+        dashboard.DatasourceVariable("trace_datasource")
+        .label("Traces")
+        .type("tempo")
+        .description(
+            "Tracing datasource (Tempo) holding the sidecar's spans: a latency panel's "
+            "exemplar opens the trace of that call."
+        )
     )
 
 
@@ -101,7 +115,7 @@ def sidecar_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVa
 
 
 def call_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
-    """The sidecar variables plus provider and model."""
+    """The sidecar variables plus provider and model, and where exemplars' traces are."""
     return [
         *sidecar_variables(),
         label_variable(
@@ -120,6 +134,7 @@ def call_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVaria
             "gen_ai_request_model",
             (*SIDECAR_MATCHERS, PROVIDER_MATCHER),
         ),
+        trace_datasource_variable(),
     ]
 
 

@@ -39,9 +39,12 @@ from sidecar.http1.listener import ProxyServer
 from sidecar.pipeline import Pipeline, Sink, Stage, StageNeeds
 from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
 from sidecar.telemetry.access_log import AccessLogSink
+from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.otlp_metrics import build_otlp_metrics
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
+from sidecar.telemetry.sampling import SpanSampling
 from sidecar.telemetry.tracing import build_tracing_sink
 
 log = logging.getLogger("sidecar.app")
@@ -87,16 +90,24 @@ class Sidecar:
         # The routing state (config, upstreams, router, pools, retry policy), swapped on reload.
         self.routing = LiveRouting(config)
 
-        # Telemetry: one registry for every metric, and the sinks that read finished calls.
-        # No `_created` series: they double the size of /metrics and nothing reads them (the
-        # dashboards and alerts use rate() and increase()). prometheus_client keeps this switch
-        # as module state, not per registry, so the composition root turns it off, once per
-        # process, before any metric is created.
+        # No `_created` series: one more series per counter and histogram child that nothing
+        # reads (the dashboards and alerts use rate() and increase()). prometheus_client keeps
+        # this switch as module state, not per registry, so the composition root turns it off,
+        # once per process, before any metric is created.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        # Telemetry: one registry for every metric, and the sinks that read finished calls,
+        # in the GenAI convention generation(s) chosen once, here.
+        self.generations = generations_for(
+            self.environ.get(OPT_IN_VARIABLE), config.telemetry.semconv_stability_opt_in
+        )
         self.drops = TelemetryDrops()
-        self.metrics = MetricRegistry(config.telemetry, self.drops)
+        self.metrics = MetricRegistry(config.telemetry, self.drops, self.generations)
         self.prometheus = PrometheusSink(self.metrics)
-        self.tracing = build_tracing_sink(config.telemetry, self.environ, self.drops)
+        self.tracing = build_tracing_sink(
+            config.telemetry, self.environ, self.drops, self.generations
+        )
+        # OTLP metrics read the registry's aggregates on their own schedule: no per-call work.
+        self.otlp_metrics = build_otlp_metrics(self.metrics, self.environ)
         sinks: list[Sink] = [self.prometheus]
         if self.tracing is not None:
             sinks.append(self.tracing)
@@ -106,7 +117,8 @@ class Sidecar:
 
         # The stages, in the order a finished call goes through them: the experiments'
         # stop-loss, pairs and audit sample read the cost and confidence before them; the
-        # output kept for them is forgotten last unless spans capture content.
+        # output kept for them is forgotten last unless spans capture content. Whether a
+        # span is exported is decided once, for the tracing sink and the metrics' exemplars.
         capture = self.tracing is not None and self.tracing.capture_content
         self.enrichment = Enrichment(config)
         self.experiments = Experiments(config, self.metrics, self.routing.current.upstreams)
@@ -117,6 +129,7 @@ class Sidecar:
             self.enrichment.repeatability,
             self.experiments,
             None if capture else ForgetOutput(),
+            None if self.tracing is None else SpanSampling(self.tracing.sampler),
         )
         stages = [stage for stage in candidates if stage is not None]
         # Needed of every call, whatever the stages say: stream usage for the token metrics,
@@ -185,6 +198,8 @@ class Sidecar:
     async def start(self) -> None:
         """Bind both listeners; with a config loader, reload on SIGHUP and on file changes."""
         self.pipeline.start()
+        if self.otlp_metrics is not None:
+            self.otlp_metrics.start()
         config = self.config
         host, port = split_host_port(config.listen)
         try:
@@ -289,6 +304,8 @@ class Sidecar:
             # Whether control endpoints need the token or answer loopback peers only (never
             # the token, nor its file's content).
             "admin_control": "token" if self.admin_token.configured else "loopback_only",
+            "otlp_metrics": self.otlp_metrics is not None,
+            "semconv_generations": [generation.key for generation in self.generations],
             "upstreams": {
                 name: {
                     "url": upstream.base_url,
@@ -337,6 +354,9 @@ class Sidecar:
         self.experiments.close()
         await self.routing.close()
         await self.pipeline.close()
+        if self.otlp_metrics is not None:
+            # The final totals, after the last calls went through the pipeline.
+            await asyncio.get_running_loop().run_in_executor(None, self.otlp_metrics.close)
         await self.admin.stop()
         log.info(
             "stopped after %.1f s of draining%s",

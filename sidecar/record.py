@@ -46,6 +46,22 @@ class RequestInfo:
     top_p: float | None = None
     seed: int | None = None
     choice_count: int | None = None
+    top_k: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stop_sequences: tuple[str, ...] | None = None
+    # The output modality asked for: `text`, `json`, `image` or `speech`.
+    output_type: str | None = None
+    # Embeddings: the requested encoding formats and number of dimensions.
+    encoding_formats: tuple[str, ...] | None = None
+    dimensions: int | None = None
+    # The API flavour within a protocol (OpenAI: `chat_completions`, `responses`).
+    api_type: str | None = None
+    # OpenAI's `service_tier` as requested.
+    service_tier: str | None = None
+    # A conversation or earlier response the request continues (OpenAI Responses API).
+    conversation_id: str | None = None
+    previous_response_id: str | None = None
     # Whether the response carries token log-probabilities (asked by the app, or added
     # by the sidecar with confidence.request_logprobs); parsers read them only then.
     logprobs: bool = False
@@ -143,6 +159,9 @@ class CallRecord:
     reasoning_tokens: int | None = None
     provider_error_type: str | None = None
     stream_usage_injected: bool = False
+    # OpenAI: the service tier that served the call and the backend's fingerprint.
+    response_service_tier: str | None = None
+    system_fingerprint: str | None = None
 
     # Retries and trace context.
     client_retry_count: int = 0
@@ -157,6 +176,9 @@ class CallRecord:
     span_id: int | None = None
     parent_span_id: int | None = None
     trace_sampled: bool = True
+    # Whether the call's span is exported (telemetry/sampling.py decides, once, when tracing
+    # is on; None: not decided). Its trace id then rides on metrics as an exemplar.
+    span_sampled: bool | None = None
 
     # Token log-probabilities of the first choice, accumulated by the parsers.
     logprob_sum: float = 0.0

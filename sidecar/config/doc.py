@@ -71,6 +71,7 @@ telemetry:
   propagate_traceparent: true
   capture_content_max_chars: 16384
   queue_size: 10000
+  semconv_stability_opt_in: ""
 log:
   level: info
   access_log: false
@@ -291,6 +292,21 @@ def _tracing() -> list[str]:
         ("OTEL_BSP_SCHEDULE_DELAY", "`5000`", "Milliseconds between exports."),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "`512`", "Spans per export."),
         ("OTEL_BSP_EXPORT_TIMEOUT", "`30000`", "Milliseconds an export may take."),
+        (
+            "OTEL_SEMCONV_STABILITY_OPT_IN",
+            "unset",
+            "`gen_ai_latest_experimental`: metric and span names of the GenAI conventions' "
+            "newest release; `gen_ai_latest_experimental/dup`: both generations (see "
+            "docs/metrics.md). Wins over `telemetry.semconv_stability_opt_in`.",
+        ),
+        (
+            "OTEL_METRICS_EXPORTER",
+            "unset",
+            "`otlp` also pushes the metrics over OTLP (`OTEL_EXPORTER_OTLP_METRICS_*` settings "
+            "first, then `OTEL_EXPORTER_OTLP_*`), cumulative temporality.",
+        ),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "`60000`", "Milliseconds between OTLP metric exports."),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "`30000`", "Milliseconds an OTLP metric export may take."),
     ]
     lines = [
         "## Tracing (`OTEL_*` variables)",

@@ -133,6 +133,15 @@ class TelemetryConfig(Strict):
         gt=0,
         description="Finished calls waiting for the sinks; past it they are dropped and counted.",
     )
+    semconv_stability_opt_in: Literal[
+        "", "gen_ai_latest_experimental", "gen_ai_latest_experimental/dup"
+    ] = Field(
+        default="",
+        description="GenAI convention generation of metric and span names: empty for "
+        "v1.41.0, `gen_ai_latest_experimental` for the semantic-conventions-genai release, "
+        "`gen_ai_latest_experimental/dup` for both (docs/metrics.md). "
+        "OTEL_SEMCONV_STABILITY_OPT_IN wins when it names one of these.",
+    )
 
 
 class LogConfig(Strict):

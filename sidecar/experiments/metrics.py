@@ -1,4 +1,4 @@
-"""The experiments' metrics (defined in telemetry/metric_defs.py), written through the sidecar's
+"""The experiments' metrics (defined in telemetry/conventions.py), written through the sidecar's
 MetricRegistry."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from sidecar.experiments.assignment import Experiment
 from sidecar.experiments.feedback import CallArm, Feedback
 from sidecar.experiments.shadow import Half
 from sidecar.record import CallRecord
-from sidecar.telemetry import metric_defs as defs
-from sidecar.telemetry.metric_defs import MetricDef
+from sidecar.telemetry import conventions as defs
+from sidecar.telemetry.conventions import Instrument
 from sidecar.telemetry.registry import MetricRegistry
 
 AGREEMENT_SAME = "same"
@@ -96,7 +96,7 @@ class ExperimentMetrics:
             metrics.observe(defs.SHADOW_LENGTH_RATIO, arm, ratio)
 
     def _sides(
-        self, counter: MetricDef, arm: tuple[str, str], control: float, shadow: float, *extra: str
+        self, counter: Instrument, arm: tuple[str, str], control: float, shadow: float, *extra: str
     ) -> None:
         """Add each side's value of a pair to its `side` series."""
         self._metrics.inc(counter, (*arm, "control", *extra), max(0.0, control))

@@ -48,6 +48,9 @@ class AnthropicProtocol(WireProtocol):
         info = RequestInfo()
         if isinstance(body, dict):
             read_request_params(info, body)
+            # Structured outputs: `output_format: {"type": "json_schema", ...}`.
+            if dig(body, "output_format", "type") == "json_schema":
+                info.output_type = "json"
         if method.upper() == "POST" and path.partition("?")[0].rstrip("/").endswith("/v1/messages"):
             info.operation = "chat"
         return info

@@ -13,6 +13,7 @@ from sidecar.protocols.jsonfields import (
     as_float,
     as_int,
     as_str,
+    as_str_tuple,
     dig,
     is_event_stream,
     parse_json_body,
@@ -120,6 +121,29 @@ def _read_generation_config(info: RequestInfo, body: dict[str, Any]) -> None:
     info.seed = as_int(field("seed", "seed"))
     info.choice_count = as_int(field("candidateCount", "candidate_count"))
     info.logprobs = field("responseLogprobs", "response_logprobs") is True
+    info.top_k = as_int(field("topK", "top_k"))
+    info.frequency_penalty = as_float(field("frequencyPenalty", "frequency_penalty"))
+    info.presence_penalty = as_float(field("presencePenalty", "presence_penalty"))
+    info.stop_sequences = as_str_tuple(field("stopSequences", "stop_sequences"))
+    info.output_type = _output_type(
+        field("responseModalities", "response_modalities"),
+        field("responseMimeType", "response_mime_type"),
+    )
+
+
+def _output_type(modalities: Any, mime_type: Any) -> str | None:
+    """gen_ai.output.type from the asked modalities (image, audio) or the response MIME type."""
+    if isinstance(modalities, list):
+        asked = {str(item).upper() for item in modalities}
+        if "IMAGE" in asked:
+            return "image"
+        if "AUDIO" in asked:
+            return "speech"
+    if mime_type == "application/json":
+        return "json"
+    if mime_type == "text/plain":
+        return "text"
+    return None
 
 
 def gemini_error_type(body: Any) -> str | None:

@@ -51,12 +51,26 @@ def read_request_params(info: RequestInfo, body: dict[str, Any]) -> None:
     info.stream = body.get("stream") is True
     info.temperature = as_float(body.get("temperature"))
     info.top_p = as_float(body.get("top_p"))
+    info.top_k = as_int(body.get("top_k"))
     info.seed = as_int(body.get("seed"))
     info.choice_count = as_int(body.get("n"))
+    info.frequency_penalty = as_float(body.get("frequency_penalty"))
+    info.presence_penalty = as_float(body.get("presence_penalty"))
+    info.stop_sequences = as_str_tuple(body.get("stop_sequences", body.get("stop")))
     for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         info.max_tokens = as_int(body.get(key))
         if info.max_tokens is not None:
             break
+
+
+def as_str_tuple(value: Any) -> tuple[str, ...] | None:
+    """A tuple of strings from a JSON string or list of strings (others skipped), or None."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        strings = tuple(item for item in value if isinstance(item, str))
+        return strings or None
+    return None
 
 
 def as_str(value: Any) -> str | None:

@@ -8,7 +8,15 @@ from typing import Any
 import orjson
 
 from sidecar.protocols.interface import StreamFilter, WireProtocol
-from sidecar.protocols.jsonfields import is_event_stream, parse_json_body, read_request_params
+from sidecar.protocols.jsonfields import (
+    as_int,
+    as_str,
+    as_str_tuple,
+    dig,
+    is_event_stream,
+    parse_json_body,
+    read_request_params,
+)
 from sidecar.protocols.openai_chat import ChatBodyParser, ChatStreamParser, openai_error_type
 from sidecar.protocols.openai_filter import InjectedFieldsFilter, without_logprobs
 from sidecar.protocols.openai_responses import ResponsesBodyParser, ResponsesStreamParser
@@ -23,6 +31,10 @@ _OPERATIONS = {
     "embeddings": "embeddings",
     "responses": "chat",
 }
+# openai.api.type of the endpoints that have one.
+_API_TYPES = {"chat/completions": "chat_completions", "responses": "responses"}
+# response_format / text.format types, as gen_ai.output.type.
+_OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 _STANDARD_PATHS = frozenset(
     ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 )
@@ -51,12 +63,14 @@ class OpenAIProtocol(WireProtocol):
 
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
         info = RequestInfo()
+        endpoint = openai_endpoint(path)
         if isinstance(body, dict):
             read_request_params(info, body)
             info.logprobs = _asks_for_logprobs(body)
-        endpoint = openai_endpoint(path)
+            _read_openai_params(info, body)
         if endpoint is not None and method.upper() == "POST":
             info.operation = _OPERATIONS[endpoint]
+            info.api_type = _API_TYPES.get(endpoint)
         return info
 
     def response_parser(
@@ -127,6 +141,22 @@ class OpenAIProtocol(WireProtocol):
 
     def body_without_logprobs(self, body: bytes) -> bytes:
         return without_logprobs(body)
+
+
+def _read_openai_params(info: RequestInfo, body: dict[str, Any]) -> None:
+    """Service tier, output type, conversation and embeddings fields of an OpenAI request."""
+    info.service_tier = as_str(body.get("service_tier"))
+    modalities = body.get("modalities")
+    if isinstance(modalities, list) and "audio" in modalities:
+        info.output_type = "speech"
+    else:
+        kind = dig(body, "response_format", "type") or dig(body, "text", "format", "type")
+        info.output_type = _OUTPUT_TYPES.get(kind) if isinstance(kind, str) else None
+    conversation = body.get("conversation")
+    info.conversation_id = as_str(conversation) or as_str(dig(conversation, "id"))
+    info.previous_response_id = as_str(body.get("previous_response_id"))
+    info.encoding_formats = as_str_tuple(body.get("encoding_format"))
+    info.dimensions = as_int(body.get("dimensions"))
 
 
 def _asks_for_logprobs(body: dict[str, Any]) -> bool:

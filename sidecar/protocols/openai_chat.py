@@ -67,6 +67,12 @@ def apply_chat_usage(record: CallRecord, usage: Any) -> None:
     record.reasoning_tokens = as_int(dig(usage, "completion_tokens_details", "reasoning_tokens"))
 
 
+def read_service_facts(record: CallRecord, body: dict[str, Any]) -> None:
+    """The service tier that served a response and its system fingerprint, where present."""
+    record.response_service_tier = as_str(body.get("service_tier")) or record.response_service_tier
+    record.system_fingerprint = as_str(body.get("system_fingerprint")) or record.system_fingerprint
+
+
 def choice_logprobs(choice: dict[str, Any]) -> list[Any]:
     """Token logprobs of a chat choice (`logprobs.content`) or a completion choice
     (`logprobs.token_logprobs`); [] when there are none."""
@@ -117,6 +123,7 @@ class ChatBodyParser(BodyParser):
         record = self.record
         record.response_id = as_str(body.get("id"))
         record.response_model = as_str(body.get("model"))
+        read_service_facts(record, body)
         reasons = FinishReasons(record)
         choices = body.get("choices")
         if isinstance(choices, list):
@@ -200,6 +207,7 @@ class ChatStreamParser(StreamParser):
             self._probes -= 1
             record.response_id = record.response_id or as_str(chunk.get("id"))
             record.response_model = record.response_model or as_str(chunk.get("model"))
+            read_service_facts(record, chunk)
             if record.response_id is not None and record.response_model is not None:
                 self._probes = 0
         if chunk.get("error") is not None:

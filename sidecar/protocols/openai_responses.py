@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.protocols.jsonfields import as_int, as_str, dig, event_type, parse_json_body
-from sidecar.protocols.openai_chat import openai_error_type
+from sidecar.protocols.openai_chat import openai_error_type, read_service_facts
 from sidecar.protocols.parsers import BodyParser, StreamParser
 from sidecar.record import CallRecord
 
@@ -21,6 +21,7 @@ def read_response(record: CallRecord, response: Any) -> None:
         return
     record.response_id = as_str(response.get("id")) or record.response_id
     record.response_model = as_str(response.get("model")) or record.response_model
+    read_service_facts(record, response)
     reason = _finish_reason(response)
     if reason is not None:
         record.finish_reasons = [reason]

@@ -28,14 +28,21 @@ from opentelemetry.util.re import parse_env_headers
 from sidecar.config.otel import DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_SERVICE_NAME
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
     from sidecar.telemetry.otlp_transport import OtlpSender
 
 log = logging.getLogger("sidecar.telemetry.otlp_settings")
 
 
+TRACES = "traces"
+METRICS = "metrics"
+
+
 @dataclass(frozen=True)
 class ExporterSettings:
-    """Where and how to send spans, from the OTEL_EXPORTER_OTLP_* variables."""
+    """Where and how to send one signal (spans or metrics), from the OTEL_EXPORTER_OTLP_*
+    variables: the signal's own (`OTEL_EXPORTER_OTLP_TRACES_*`, `…_METRICS_*`) first."""
 
     protocol: str
     endpoint: str
@@ -48,27 +55,28 @@ class ExporterSettings:
     client_certificate: str | None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> ExporterSettings | None:
-        """The settings, or None when no OTLP endpoint is configured."""
+    def from_environ(
+        cls, environ: Mapping[str, str], signal: str = TRACES
+    ) -> ExporterSettings | None:
+        """The settings of `signal`, or None when no OTLP endpoint is configured."""
+        prefix = f"OTEL_EXPORTER_OTLP_{signal.upper()}_"
 
         def setting(name: str) -> str | None:
-            value = environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or environ.get(
-                f"OTEL_EXPORTER_OTLP_{name}"
-            )
+            value = environ.get(prefix + name) or environ.get(f"OTEL_EXPORTER_OTLP_{name}")
             return value.strip() if value else None
 
         protocol = (setting("PROTOCOL") or "http/protobuf").lower()
         if protocol not in ("grpc", "http/protobuf"):
             log.warning("OTLP protocol %r is not supported; using http/protobuf", protocol)
             protocol = "http/protobuf"
-        signal_endpoint = (environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+        signal_endpoint = (environ.get(prefix + "ENDPOINT") or "").strip()
         base_endpoint = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
         if signal_endpoint:
             endpoint = signal_endpoint
         elif base_endpoint:
             endpoint = base_endpoint
             if protocol == "http/protobuf":
-                endpoint = endpoint.rstrip("/") + "/v1/traces"
+                endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
         else:
             return None
         scheme = urlsplit(endpoint).scheme
@@ -135,6 +143,45 @@ class ExporterSettings:
             compression=Compression.Gzip if self.gzip else Compression.NoCompression,
         )
         return HttpSender(exporter)
+
+    def build_metric_exporter(self) -> MetricExporter:
+        """The SDK's OTLP metric exporter for this protocol, every setting explicit; it is
+        handed whole MetricsData through its public `export`."""
+        if self.protocol == "grpc":
+            import grpc
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
+
+            credentials = None
+            if not self.insecure:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=_read(self.certificate),
+                    private_key=_read(self.client_key),
+                    certificate_chain=_read(self.client_certificate),
+                )
+            return GrpcMetricExporter(
+                endpoint=self.endpoint,
+                insecure=self.insecure,
+                credentials=credentials,
+                headers=self.headers,
+                timeout=self.timeout,
+                compression=grpc.Compression.Gzip if self.gzip else grpc.Compression.NoCompression,
+            )
+        from opentelemetry.exporter.otlp.proto.http import Compression
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
+
+        return HttpMetricExporter(
+            endpoint=self.endpoint,
+            certificate_file=self.certificate,
+            client_key_file=self.client_key,
+            client_certificate_file=self.client_certificate,
+            headers=self.headers,
+            timeout=self.timeout,
+            compression=Compression.Gzip if self.gzip else Compression.NoCompression,
+        )
 
 
 def resource_from_environ(environ: Mapping[str, str]) -> Resource:

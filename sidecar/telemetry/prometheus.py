@@ -1,42 +1,55 @@
 """The Prometheus sink: turns finished CallRecords into the call metrics (docs/metrics.md).
 
-The metrics are defined once, in `METRICS` (sidecar/telemetry/metric_defs.py, re-exported
-here), and registered once in the sidecar's `MetricRegistry` (registry.py); that table also
-drives the generated docs/metrics.md.
+Which GenAI instruments a call records depends on the sidecar's convention generations and
+the call's operation (`Recording`s in conventions.py); each call is measured once and the
+values are written to every instrument that wants them (both names in `dup` mode). Duration
+and time-to-first-chunk observations of sampled calls carry the trace id as an exemplar,
+which only the OpenMetrics exposition shows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from sidecar.record import CallRecord
-from sidecar.telemetry.metric_defs import (
+from sidecar.record import OK, CallRecord
+from sidecar.telemetry.conventions import (
+    CHUNK_GAPS,
     CONFIDENCE,
     COST,
     COST_UNKNOWN,
-    DURATION_BUCKETS,
+    DURATION,
+    FIRST_CHUNK,
     IN_FLIGHT,
     LOW_CONFIDENCE,
-    METRICS,
-    OPERATION_DURATION,
     OVERHEAD,
+    PER_OPERATION,
     REPEAT_OUTPUTS,
     REQUESTS,
     RETRIES,
-    TIME_PER_OUTPUT_CHUNK,
-    TIME_TO_FIRST_CHUNK,
-    TOKEN_USAGE,
+    TOKEN_FIELDS,
     TOKENS,
+    TOKENS_BY_TYPE,
+    UNKNOWN_MODALITY,
+    USAGE,
+    Recording,
+    recordings_for,
 )
 from sidecar.telemetry.registry import MetricRegistry
 
-__all__ = ["DURATION_BUCKETS", "METRICS", "PrometheusSink"]
+__all__ = ["MAX_CACHED_LABEL_SETS", "PrometheusSink"]
 
 # Cached per-label-set children; past this many label sets the oldest is forgotten
 # (its series stay in the registry, only the shortcut to them goes).
 MAX_CACHED_LABEL_SETS = 2048
+# model_sidecar_tokens_total's token types, and the record field each reads.
+_SIDECAR_TOKEN_TYPES = (
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache_read", "cache_read_tokens"),
+    ("cache_creation", "cache_creation_tokens"),
+    ("reasoning", "reasoning_tokens"),
+)
 
 
 class _LabelSet:
@@ -58,17 +71,34 @@ class _LabelSet:
         return child
 
 
-def _token_counts(record: CallRecord) -> Iterator[tuple[str, int]]:
-    """(token type, count) for every count the provider reported."""
-    for token_type, count in (
-        ("input", record.input_tokens),
-        ("output", record.output_tokens),
-        ("cache_read", record.cache_read_tokens),
-        ("cache_creation", record.cache_creation_tokens),
-        ("reasoning", record.reasoning_tokens),
-    ):
-        if count is not None:
-            yield token_type, count
+class _CallPlan:
+    """The GenAI instruments calls of one operation record, by what they observe: Prometheus
+    names (with whether they take exemplars), each once even when two generations share one."""
+
+    __slots__ = (
+        "chunk_gaps",
+        "durations",
+        "first_chunk",
+        "per_operation",
+        "tokens_by_type",
+        "usage",
+    )
+
+    def __init__(self, recordings: tuple[Recording, ...]) -> None:
+        def names(measure: str) -> tuple[tuple[str, bool], ...]:
+            chosen = (r.instrument for r in recordings if r.measure == measure)
+            return tuple(dict.fromkeys((i.name, i.exemplars) for i in chosen))
+
+        def tokens(measure: str) -> tuple[tuple[str, str], ...]:
+            chosen = (r for r in recordings if r.measure == measure)
+            return tuple((r.instrument.name, TOKEN_FIELDS[r.token]) for r in chosen)
+
+        self.durations = names(DURATION)
+        self.first_chunk = names(FIRST_CHUNK)
+        self.chunk_gaps = tuple(name for name, _ in names(CHUNK_GAPS))
+        self.tokens_by_type = tuple(name for name, _ in names(TOKENS_BY_TYPE))
+        self.usage = tokens(USAGE)
+        self.per_operation = tokens(PER_OPERATION)
 
 
 class PrometheusSink:
@@ -81,6 +111,9 @@ class PrometheusSink:
         self.request_models = metrics.request_models
         self.response_models = metrics.response_models
         self._label_sets: dict[tuple[str, ...], _LabelSet] = {}
+        self._recordings = recordings_for(metrics.generations)
+        # Operations are a fixed vocabulary of the protocols: one plan each.
+        self._plans: dict[str, _CallPlan] = {}
         # Bounded by configuration: operations, providers and upstreams are fixed sets.
         self._in_flight: dict[tuple[str, str, str], Any] = {}
         self._in_flight_gauge = metrics.metric(IN_FLIGHT.name)
@@ -109,6 +142,13 @@ class PrometheusSink:
             label_set = self._label_sets[values] = _LabelSet(self.metrics, values)
         return label_set
 
+    def _plan(self, operation: str) -> _CallPlan:
+        plan = self._plans.get(operation)
+        if plan is None:
+            recordings = tuple(r for r in self._recordings if operation in r.operations)
+            plan = self._plans[operation] = _CallPlan(recordings)
+        return plan
+
     def call_started(self, record: CallRecord) -> None:
         """Count the call as in flight."""
         self._in_flight_child(record).inc()
@@ -117,22 +157,46 @@ class PrometheusSink:
         """Observe everything measured about one finished call."""
         self._in_flight_child(record).dec()
         series = self._label_set(record)
+        plan = self._plan(record.request.operation)
         status = record.http_status
+        # The trace of a call whose span is exported: Grafana jumps from a bucket to it.
+        exemplar = (
+            {"trace_id": f"{record.trace_id:032x}"}
+            if record.span_sampled and record.trace_id
+            else None
+        )
         series.child(REQUESTS.name, record.outcome, "" if status is None else str(status)).inc()
-        series.child(OPERATION_DURATION.name, record.error_type).observe(record.duration)
+        error_type = record.error_type
+        duration = record.duration
+        for name, exemplars in plan.durations:
+            series.child(name, error_type).observe(duration, exemplar if exemplars else None)
         series.child(OVERHEAD.name).observe(record.overhead)
 
         if record.request.stream and record.first_chunk is not None:
-            series.child(TIME_TO_FIRST_CHUNK.name).observe(record.first_chunk - record.received)
-            if len(record.chunk_times) > 1:
-                per_chunk = series.child(TIME_PER_OUTPUT_CHUNK.name)
-                for previous, current in pairwise(record.chunk_times):
-                    per_chunk.observe(current - previous)
+            first_chunk = record.first_chunk - record.received
+            for name, exemplars in plan.first_chunk:
+                series.child(name).observe(first_chunk, exemplar if exemplars else None)
+            if len(record.chunk_times) > 1 and plan.chunk_gaps:
+                gaps = [current - previous for previous, current in pairwise(record.chunk_times)]
+                for name in plan.chunk_gaps:
+                    per_chunk = series.child(name)
+                    for gap in gaps:
+                        per_chunk.observe(gap)
 
-        for token_type, count in _token_counts(record):
-            series.child(TOKENS.name, token_type).inc(count)
-            if token_type in ("input", "output"):
-                series.child(TOKEN_USAGE.name, token_type).observe(count)
+        for token_type, field in _SIDECAR_TOKEN_TYPES:
+            count = getattr(record, field)
+            if count is not None:
+                series.child(TOKENS.name, token_type).inc(count)
+                if token_type in ("input", "output"):
+                    for name in plan.tokens_by_type:
+                        series.child(name, token_type).observe(count)
+        for name, field in plan.usage:
+            series.child(name, UNKNOWN_MODALITY).inc(getattr(record, field) or 0)
+        if record.outcome == OK:
+            for name, field in plan.per_operation:
+                count = getattr(record, field)
+                if count is not None:
+                    series.child(name).observe(count)
 
         if record.client_retry:
             series.child(RETRIES.name, "client", "").inc()

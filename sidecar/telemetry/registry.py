@@ -1,13 +1,14 @@
-"""Where every metric lives: each definition of `METRICS` (metric_defs.py) registered once on one
-registry, written through this class's methods (by the Prometheus sink and by the
-experiments) and rendered for /metrics. Model label values are bounded here too, so a model
-counts against the same cap whichever part records it.
+"""Where every metric lives: each instrument the sidecar's convention generations export
+(conventions.py) registered once on one registry, written through this class's methods (by the
+Prometheus sink and by the experiments), rendered for /metrics and read by OTLP metrics. Model
+label values are bounded here too, so a model counts against the same cap whichever part
+records it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -24,19 +25,21 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sidecar.config.models import TelemetryConfig
-from sidecar.telemetry.drops import TelemetryDrops
-from sidecar.telemetry.labels import ModelLabels
-from sidecar.telemetry.metric_defs import (
+from sidecar.telemetry.conventions import (
     COUNTER,
     GAUGE,
     LABEL_OVERFLOW,
-    METRICS,
     TELEMETRY_DROPPED,
-    MetricDef,
+    V1_41,
+    Generation,
+    Instrument,
+    metrics_for,
 )
+from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.labels import ModelLabels
 
 
-def register(metric: MetricDef, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
+def register(metric: Instrument, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
     """Create the prometheus_client metric for one definition on `registry`."""
     unit = "seconds" if metric.unit == "s" else ""
     if metric.kind == COUNTER:
@@ -82,15 +85,23 @@ class _ScrapeTimeCounters(Collector):
 class MetricRegistry:
     """Every metric of one sidecar, on one registry; the one place metrics are created."""
 
-    def __init__(self, telemetry: TelemetryConfig, drops: TelemetryDrops) -> None:
+    def __init__(
+        self,
+        telemetry: TelemetryConfig,
+        drops: TelemetryDrops,
+        generations: Sequence[Generation] = (V1_41,),
+    ) -> None:
         self.registry = CollectorRegistry()
+        # The GenAI convention generations this sidecar emits (OTEL_SEMCONV_STABILITY_OPT_IN).
+        self.generations = tuple(generations)
+        self.instruments = metrics_for(self.generations)
         # Sinks count the finished calls they had to drop here; exported at scrape time.
         self.drops = drops
         self.request_models = ModelLabels(telemetry.max_model_labels)
         self.response_models = ModelLabels(telemetry.max_model_labels)
         self._metrics: dict[str, Any] = {
             metric.name: register(metric, self.registry)
-            for metric in METRICS
+            for metric in self.instruments
             if not metric.collected
         }
         self.registry.register(
@@ -105,26 +116,30 @@ class MetricRegistry:
         labelled children (the Prometheus sink, on the hot path)."""
         return self._metrics[name]
 
-    def inc(self, definition: MetricDef, labels: tuple[str, ...], amount: float = 1.0) -> None:
+    def inc(self, definition: Instrument, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """Add `amount` to a counter (or gauge) series."""
         self._metrics[definition.name].labels(*labels).inc(amount)
 
-    def observe(self, definition: MetricDef, labels: tuple[str, ...], value: float) -> None:
+    def observe(self, definition: Instrument, labels: tuple[str, ...], value: float) -> None:
         """Observe `value` in a histogram series."""
         self._metrics[definition.name].labels(*labels).observe(value)
 
-    def set(self, definition: MetricDef, labels: tuple[str, ...], value: float) -> None:
+    def set(self, definition: Instrument, labels: tuple[str, ...], value: float) -> None:
         """Set a gauge series."""
         self._metrics[definition.name].labels(*labels).set(value)
 
-    def declare(self, definition: MetricDef, labels: tuple[str, ...]) -> None:
+    def declare(self, definition: Instrument, labels: tuple[str, ...]) -> None:
         """Export a series at zero before its first event (so `increase()` sees that event)."""
         self._metrics[definition.name].labels(*labels)
 
-    def remove(self, definition: MetricDef, labels: tuple[str, ...]) -> None:
+    def remove(self, definition: Instrument, labels: tuple[str, ...]) -> None:
         """Stop exporting a series (nothing happens when it does not exist)."""
         with contextlib.suppress(KeyError):
             self._metrics[definition.name].remove(*labels)
+
+    def families(self) -> Iterable[Metric]:
+        """Every metric family of the registry as it is now (for OTLP metrics)."""
+        return self.registry.collect()
 
     def render(self, accept: str) -> tuple[bytes, str]:
         """The /metrics body and its content type; OpenMetrics when `accept` asks for it."""

@@ -1,13 +1,16 @@
-"""A call's span name and attributes, after the OpenTelemetry GenAI semantic conventions v1.41.0."""
+"""A call's span name and attributes, in the GenAI convention generation(s) the sidecar emits:
+the keys that differ between generations come from `SPAN_KEYS` (conventions.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from opentelemetry.util.types import AttributeValue
 
 from sidecar.record import OK, CallRecord
+from sidecar.telemetry.conventions import SPAN_KEYS, V1_41, Generation
 
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -21,9 +24,33 @@ def span_name(record: CallRecord) -> str:
     return f"{operation} {model}" if model else operation
 
 
-def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
+class SpanAttributeKeys:
+    """The generation-dependent keys of the sidecar's generations, worked out once."""
+
+    __slots__ = ("cache_write", "previous_response_id", "top_k_is_int")
+
+    def __init__(self, generations: Sequence[Generation]) -> None:
+        keys = [SPAN_KEYS[generation] for generation in generations]
+        # In `dup` mode a span carries both generations' keys.
+        self.cache_write = tuple(dict.fromkeys(k.cache_write_tokens for k in keys))
+        self.previous_response_id = tuple(
+            dict.fromkeys(k.previous_response_id for k in keys if k.previous_response_id)
+        )
+        # One key, two types: the newest generation's type wins.
+        self.top_k_is_int = keys[-1].top_k_is_int
+
+
+DEFAULT_KEYS = SpanAttributeKeys((V1_41,))
+
+
+def span_attributes(
+    record: CallRecord, keys: SpanAttributeKeys = DEFAULT_KEYS
+) -> dict[str, AttributeValue]:
     """The semconv and `model_sidecar.*` attributes of a call; unknown values are left out."""
     request = record.request
+    top_k = request.top_k
+    openai = record.provider_name == "openai"
+    tier = request.service_tier if openai and request.service_tier != "auto" else None
     pairs: tuple[tuple[str, AttributeValue | None], ...] = (
         ("gen_ai.operation.name", request.operation),
         ("gen_ai.provider.name", record.provider_name),
@@ -31,8 +58,17 @@ def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
         ("gen_ai.request.temperature", request.temperature),
         ("gen_ai.request.max_tokens", request.max_tokens),
         ("gen_ai.request.top_p", request.top_p),
+        ("gen_ai.request.top_k", top_k if top_k is None or keys.top_k_is_int else float(top_k)),
+        ("gen_ai.request.frequency_penalty", request.frequency_penalty),
+        ("gen_ai.request.presence_penalty", request.presence_penalty),
+        ("gen_ai.request.stop_sequences", request.stop_sequences),
         ("gen_ai.request.seed", request.seed),
         ("gen_ai.request.choice.count", request.choice_count),
+        ("gen_ai.request.stream", True if request.stream else None),
+        ("gen_ai.request.encoding_formats", request.encoding_formats),
+        ("gen_ai.embeddings.dimension.count", request.dimensions),
+        ("gen_ai.output.type", request.output_type),
+        ("gen_ai.conversation.id", request.conversation_id),
         ("gen_ai.response.model", record.response_model),
         ("gen_ai.response.id", record.response_id),
         ("gen_ai.response.finish_reasons", tuple(record.finish_reasons) or None),
@@ -40,8 +76,13 @@ def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
         ("gen_ai.usage.input_tokens", record.input_tokens),
         ("gen_ai.usage.output_tokens", record.output_tokens),
         ("gen_ai.usage.cache_read.input_tokens", record.cache_read_tokens),
-        ("gen_ai.usage.cache_creation.input_tokens", record.cache_creation_tokens),
+        *((key, record.cache_creation_tokens) for key in keys.cache_write),
         ("gen_ai.usage.reasoning.output_tokens", record.reasoning_tokens),
+        *((key, request.previous_response_id) for key in keys.previous_response_id),
+        ("openai.api.type", request.api_type if openai else None),
+        ("openai.request.service_tier", tier),
+        ("openai.response.service_tier", record.response_service_tier if openai else None),
+        ("openai.response.system_fingerprint", record.system_fingerprint if openai else None),
         ("error.type", record.error_type or None),
         ("server.address", record.server_address),
         ("server.port", record.server_port),

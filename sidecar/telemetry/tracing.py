@@ -16,13 +16,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from sidecar.config.models import TelemetryConfig
 from sidecar.config.otel import CAPTURE_CONTENT_VALUES
@@ -35,6 +32,7 @@ from sidecar.telemetry.console_exporter import (
     FanoutSender,
     exporter_names,
 )
+from sidecar.telemetry.conventions import V1_41, Generation
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
 from sidecar.telemetry.otlp_settings import (
@@ -43,7 +41,9 @@ from sidecar.telemetry.otlp_settings import (
     resource_from_environ,
     sampler_from_environ,
 )
+from sidecar.telemetry.sampling import SpanSampler
 from sidecar.telemetry.span_attributes import (
+    SpanAttributeKeys,
     content_attributes,
     is_error,
     span_attributes,
@@ -62,7 +62,10 @@ DEFAULT_CLOSE_TIMEOUT_S = 5.0
 
 
 def build_tracing_sink(
-    telemetry: TelemetryConfig, environ: Mapping[str, str], drops: TelemetryDrops
+    telemetry: TelemetryConfig,
+    environ: Mapping[str, str],
+    drops: TelemetryDrops,
+    generations: Sequence[Generation] = (V1_41,),
 ) -> TracingSink | None:
     """A TracingSink when an exporter is configured (OTLP with an endpoint, or
     `OTEL_TRACES_EXPORTER=console`) and the SDK is not disabled, else None."""
@@ -87,9 +90,10 @@ def build_tracing_sink(
     return TracingSink(
         processor,
         encoder,
-        sampler=sampler_from_environ(environ),
+        sampler=SpanSampler(sampler_from_environ(environ)),
         capture_content=capture and telemetry.capture_content_max_chars > 0,
         capture_content_max_chars=telemetry.capture_content_max_chars,
+        keys=SpanAttributeKeys(generations),
     )
 
 
@@ -123,17 +127,20 @@ class TracingSink:
         processor: CountingBatchSpanProcessor,
         encoder: OtlpSpanEncoder,
         *,
-        sampler: Sampler,
+        sampler: SpanSampler,
         capture_content: bool = False,
         capture_content_max_chars: int = 16384,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
+        keys: SpanAttributeKeys | None = None,
     ) -> None:
         self.capture_content = capture_content
         self.capture_content_max_chars = capture_content_max_chars
         self.close_timeout = close_timeout
         self._processor = processor
         self.encoder = encoder
-        self._sampler = sampler
+        # Also the SpanSampling stage's: the stage decides, the sink follows the decision.
+        self.sampler = sampler
+        self._keys = keys or SpanAttributeKeys((V1_41,))
         self._ids = RandomIdGenerator()
         self._closed = False
 
@@ -153,15 +160,12 @@ class TracingSink:
         trace_id = record.trace_id or self._ids.generate_trace_id()
         parent_span_id = (record.parent_span_id or None) if record.trace_id else None
         name = span_name(record)
-        decision = self._sampler.should_sample(
-            _parent_context(trace_id, parent_span_id, record.trace_sampled),
-            trace_id,
-            name,
-            SpanKind.CLIENT,
-        ).decision
-        if decision is not Decision.RECORD_AND_SAMPLE:
+        sampled = record.span_sampled if record.trace_id else None
+        if sampled is None:
+            sampled = self.sampler.sampled(trace_id, parent_span_id, record.trace_sampled, name)
+        if not sampled:
             return None
-        attributes = span_attributes(record)
+        attributes = span_attributes(record, self._keys)
         if self.capture_content:
             attributes.update(content_attributes(record, self.capture_content_max_chars))
         duration_ns = int(record.duration * 1e9)
@@ -199,15 +203,6 @@ class TracingSink:
             )
             self._processor.exporter.shutdown()
         self._processor.report_failed()
-
-
-def _parent_context(trace_id: int, parent_span_id: int | None, sampled: bool) -> Context | None:
-    """The app's span (from its traceparent) as a remote parent, or None for a root span."""
-    if parent_span_id is None:
-        return None
-    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-    parent = SpanContext(trace_id, parent_span_id, is_remote=True, trace_flags=flags)
-    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 # What BatchSpanProcessor.on_end reads of a span: a sampled context (only sampled spans

@@ -12,18 +12,31 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-DURATION = "gen_ai_client_operation_duration_seconds"
-TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
-REQUESTS = "model_sidecar_requests_total"
-TOKENS = "model_sidecar_tokens_total"
-COST = "model_sidecar_cost_usd_total"
-COST_UNKNOWN = "model_sidecar_cost_unknown_total"
-RETRIES = "model_sidecar_retries_total"
-CONFIDENCE = "model_sidecar_confidence"
-LOW_CONFIDENCE = "model_sidecar_low_confidence_total"
-REPEATS = "model_sidecar_repeat_outputs_total"
-FEEDBACK = "model_sidecar_feedback_total"
-EDIT_SECONDS = "model_sidecar_edit_seconds"
+from sidecar.telemetry import conventions as c
+
+# Durations and times to first chunk are read under their v1.41 names; a sidecar in another
+# convention mode exports them under other names too (`ALTERNATIVES`, see `one_generation`).
+DURATION = c.OPERATION_DURATION.name
+TTFC = c.TIME_TO_FIRST_CHUNK.name
+REQUESTS = c.REQUESTS.name
+TOKENS = c.TOKENS.name
+COST = c.COST.name
+COST_UNKNOWN = c.COST_UNKNOWN.name
+RETRIES = c.RETRIES.name
+CONFIDENCE = c.CONFIDENCE.name
+LOW_CONFIDENCE = c.LOW_CONFIDENCE.name
+REPEATS = c.REPEAT_OUTPUTS.name
+FEEDBACK = c.FEEDBACK.name
+EDIT_SECONDS = c.EDIT_SECONDS.name
+# The report's name for each generation's name of a renamed measurement, newest first.
+RENAMED = {DURATION: c.CALL_DURATION, TTFC: c.CALL_TIME_TO_FIRST_CHUNK}
+_SUFFIXES = ("_bucket", "_sum", "_count")
+_CANONICAL = {
+    name + suffix: (canonical + suffix, rank)
+    for canonical, alternatives in RENAMED.items()
+    for rank, name in enumerate(alternatives.names)
+    for suffix in _SUFFIXES
+}
 FEEDBACK_OUTCOMES = ("accepted", "edited", "rejected", "hallucination")
 
 OPERATION = "gen_ai_operation_name"
@@ -164,12 +177,15 @@ def summarize(
 
 
 def parse_samples(text: str, baseline: str | None = None) -> Iterator[SampleTuple]:
-    """(name, labels, value) of every sample of an exposition; with `baseline`, since then."""
+    """(name, labels, value) of every sample of an exposition, each renamed measurement under
+    the report's name (`one_generation`); with `baseline`, since then."""
     earlier = _sample_values(baseline) if baseline else {}
-    return (
-        (sample.name, sample.labels, sample.value - earlier.get(_sample_key(sample), 0.0))
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+    return iter(
+        one_generation(
+            (sample.name, sample.labels, sample.value - earlier.get(_sample_key(sample), 0.0))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        )
     )
 
 
@@ -178,6 +194,23 @@ def inference_only(samples: Iterable[SampleTuple]) -> Iterator[SampleTuple]:
     no protocol knows), whose latency says nothing about a model. Series without an operation
     label (feedback) are kept."""
     return (sample for sample in samples if sample[1].get(OPERATION) != OTHER_OPERATION)
+
+
+def one_generation(samples: Iterable[SampleTuple]) -> list[SampleTuple]:
+    """The samples, with every generation's name of a renamed measurement read as the
+    report's name, each series once: the newest name wins, as PromQL `or` (dup mode exports
+    a call under both names)."""
+    kept: list[SampleTuple] = []
+    renamed: dict[tuple[str, frozenset[tuple[str, str]]], tuple[int, SampleTuple]] = {}
+    for name, labels, value in samples:
+        canonical = _CANONICAL.get(name)
+        if canonical is None:
+            kept.append((name, labels, value))
+            continue
+        key = (canonical[0], frozenset(labels.items()))
+        if key not in renamed or canonical[1] < renamed[key][0]:
+            renamed[key] = (canonical[1], (canonical[0], labels, value))
+    return kept + [sample for _, sample in renamed.values()]
 
 
 def aggregate(samples: Iterable[SampleTuple], group_by: Sequence[str]) -> list[GroupStats]:

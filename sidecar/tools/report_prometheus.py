@@ -27,6 +27,7 @@ from sidecar.tools.report import (
     LOW_CONFIDENCE,
     OPERATION,
     OTHER_OPERATION,
+    RENAMED,
     REPEATS,
     REQUESTS,
     RETRIES,
@@ -88,9 +89,15 @@ def query(base_url: str, expr: str, timeout: float = 10.0) -> list[dict[str, obj
 
 
 def window_increase(series: str, window: str, labels: str) -> str:
-    """PromQL: per group, what each series counted within the window (see the module doc)."""
-    older = f"increase({series}[{window}]) and {series} offset {window}"
-    return f"sum by ({labels}) (({older}) or {series})"
+    """PromQL: per group, what each series counted within the window (see the module doc).
+    A renamed measurement is read under every generation's name, newest first (`or`)."""
+    name, suffix = series, ""
+    for base in RENAMED:
+        if series.startswith(base) and series[len(base) :] in ("_bucket", "_sum", "_count"):
+            name, suffix = base, series[len(base) :]
+    names = [n + suffix for n in RENAMED[name].names] if name in RENAMED else [series]
+    each = " or ".join(f"((increase({n}[{window}]) and {n} offset {window}) or {n})" for n in names)
+    return f"sum by ({labels}) ({each})"
 
 
 def fetch_samples(

@@ -12,6 +12,7 @@ import yaml
 
 from alerts.generate import REPO_ROOT, UNGUARDED_RULES_PATH
 from tests.helpers.promtool import run_promtool
+from tests.helpers.semconv import promtool_tests_in_mode
 
 UNIT_TESTS = sorted((REPO_ROOT / "alerts" / "tests").glob("*.yml"))
 
@@ -35,6 +36,30 @@ def test_promtool_check_rules_passes(rules_path: Path) -> None:
 def test_promtool_unit_tests_pass() -> None:
     assert UNIT_TESTS, "no promtool unit tests in alerts/tests"
     result = run_promtool("test", "rules", *UNIT_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(UNIT_TESTS), result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["latest", "dup"])
+def test_promtool_unit_tests_pass_with_the_series_of_every_mode(mode: str, tmp_path: Path) -> None:
+    """The same unit tests, their input series named as a sidecar in `mode` exports them
+    (latest: the new names; dup: both names for every series): the same alerts, exactly."""
+    renamed = 0
+    paths = []
+    for path in UNIT_TESTS:
+        tests = yaml.safe_load(path.read_text())
+        before = sum(len(test.get("input_series", [])) for test in tests["tests"])
+        tests["rule_files"] = [str((path.parent / name).resolve()) for name in tests["rule_files"]]
+        tests = promtool_tests_in_mode(tests, mode)
+        after = yaml.safe_dump(tests)
+        renamed += after.count("gen_ai_client_inference_")
+        if mode == "dup":
+            assert sum(len(t.get("input_series", [])) for t in tests["tests"]) >= before
+        paths.append(tmp_path / path.name)
+        paths[-1].write_text(after)
+    assert renamed > 10  # the latency, experiment and zero-denominator tests read durations
+    result = run_promtool("test", "rules", *paths, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(UNIT_TESTS), result.stdout
 

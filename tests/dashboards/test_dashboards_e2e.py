@@ -1,5 +1,7 @@
 """Every panel query of every dashboard, against a real Prometheus that scraped a real sidecar
-carrying every kind of call: each must parse and return data, and so must each selector in it."""
+carrying every kind of call, in each convention mode: each must parse and return data, and so
+must each selector in it (of the names a measurement has in different generations, the one the
+mode exports)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from tests.helpers.grafana import resolve_variables, selectors, substitute
 from tests.helpers.prometheus import PrometheusServer, running_prometheus
 from tests.helpers.records import RecordingSink
 from tests.helpers.sdk import SDKClients
+from tests.helpers.semconv import MODES, mode_environ, selector_groups
 from tests.helpers.sidecar import SidecarFactory
 from tests.helpers.simulator import RunningSimulator
 from tests.helpers.traffic import EXPERIMENTS, send_wave
@@ -63,7 +66,8 @@ async def empty_queries(
     dashboards: dict[str, dict[str, Any]], prometheus: PrometheusServer
 ) -> tuple[list[str], int]:
     """Descriptions of every panel query or selector that returned no finite value; count run."""
-    checks: list[tuple[str, str]] = []
+    # (where, expressions): one of the expressions must return a finite value.
+    checks: list[tuple[str, tuple[str, ...]]] = []
     for file_name, dashboard in dashboards.items():
         values, found = await resolve_variables(dashboard, prometheus.query)
         assert found["job"] == ["model-sidecar"], found
@@ -72,17 +76,25 @@ async def empty_queries(
             for target in panel.get("targets", []):
                 expr = substitute(target["expr"], values)
                 where = f"{file_name} panel {panel['title']!r} query {target['refId']}"
-                checks.append((where, expr))
-                checks.extend((f"{where} selector", selector) for selector in selectors(expr))
-    results = await asyncio.gather(
-        *(prometheus.query(expr) for _, expr in checks), return_exceptions=True
+                checks.append((where, (expr,)))
+                checks.extend(
+                    (f"{where} selector", group) for group in selector_groups(selectors(expr))
+                )
+    queries = [expr for _, group in checks for expr in group]
+    results = dict(
+        zip(
+            queries,
+            await asyncio.gather(*(prometheus.query(q) for q in queries), return_exceptions=True),
+            strict=True,
+        )
     )
     failures = []
-    for (where, expr), result in zip(checks, results, strict=True):
-        if isinstance(result, BaseException):  # e.g. a PromQL parse error
-            failures.append(f"{where}: {result}")
-        elif not finite_series(result):
-            failures.append(f"{where}: no data: {expr}")
+    for where, group in checks:
+        errors = [results[q] for q in group if isinstance(results[q], BaseException)]
+        if errors:  # e.g. a PromQL parse error
+            failures.append(f"{where}: {errors[0]}")
+        elif not any(finite_series(results[q]) for q in group):  # type: ignore[arg-type]
+            failures.append(f"{where}: no data: {' or '.join(group)}")
     return failures, len(checks)
 
 
@@ -93,14 +105,16 @@ async def shadowed(records: RecordingSink, calls: int) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", list(MODES))
 async def test_every_panel_query_returns_data(
+    mode: str,
     sidecar_factory: SidecarFactory,
     simulator: RunningSimulator,
     sdk: SDKClients,
     records: RecordingSink,
     tmp_path: Path,
 ) -> None:
-    sidecar = await sidecar_factory(SIDECAR_CONFIG)
+    sidecar = await sidecar_factory(SIDECAR_CONFIG, environ=mode_environ(mode))
     admin = urlsplit(sidecar.admin_url).netloc
     async with running_prometheus([admin], tmp_path / "prometheus") as prometheus:
         # Two waves with a scrape between them: every series exists before it increases,

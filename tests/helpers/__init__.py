@@ -14,7 +14,9 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     metrics         scraping a sidecar's /metrics and summing its samples
     prometheus      a real Prometheus process scraping given targets
     promtool        promtool as the alert tests run it
-    otlp            real OTLP trace receivers (gRPC and HTTP/protobuf)
+    otlp            real OTLP receivers of traces and metrics (gRPC and HTTP/protobuf)
+    known_calls     a fixed set of finished calls; /metrics text without what varies per run
+    semconv         the three convention modes; reading /metrics families per mode
     wire            feeding wire bytes to the protocol parsers in awkward pieces
     openai_streams  OpenAI streams exactly as the API sends them
     experiments     simulated models and experiment configs

@@ -1,4 +1,5 @@
-"""Real OTLP trace receivers for tests: gRPC and HTTP/protobuf on 127.0.0.1, keeping what arrives.
+"""Real OTLP receivers for tests: gRPC and HTTP/protobuf on 127.0.0.1, keeping the traces and
+metrics that arrive.
 
 Both serve from their own threads, so a sink that flushes synchronously on the test's
 event loop (at shutdown) still reaches them.
@@ -15,6 +16,10 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -91,11 +96,14 @@ def spans_of(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 
 @dataclass
 class Received:
-    """What a receiver collected: raw request bodies, the spans in them, and request metadata."""
+    """What a receiver collected: raw request bodies, the spans in them, request metadata, and
+    the metrics export requests (with their metadata)."""
 
     bodies: list[bytes] = field(default_factory=list)
     spans: list[ReceivedSpan] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    metrics: list[ExportMetricsServiceRequest] = field(default_factory=list)
+    metrics_headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, body: bytes, headers: dict[str, str]) -> None:
@@ -104,6 +112,11 @@ class Received:
             self.bodies.append(body)
             self.headers.append(headers)
             self.spans.extend(spans_of(request))
+
+    def add_metrics(self, body: bytes, headers: dict[str, str]) -> None:
+        with self.lock:
+            self.metrics.append(ExportMetricsServiceRequest.FromString(body))
+            self.metrics_headers.append(headers)
 
 
 class OtlpReceiver:
@@ -149,6 +162,24 @@ class OtlpReceiver:
                 raise AssertionError(f"expected {count} spans within {timeout} s, got {len(spans)}")
             await asyncio.sleep(0.02)
 
+    @property
+    def metric_requests(self) -> list[ExportMetricsServiceRequest]:
+        with self.received.lock:
+            return list(self.received.metrics)
+
+    async def wait_for_metrics(self, count: int = 1, timeout: float = 10.0) -> list[Any]:
+        """Poll until at least `count` metrics export requests arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = self.metric_requests
+            if len(requests) >= count:
+                return requests
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"expected {count} metrics exports within {timeout} s, got {len(requests)}"
+                )
+            await asyncio.sleep(0.02)
+
     def _wait_until_flowing(self) -> None:
         self.flowing.wait(30)
 
@@ -169,8 +200,21 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: GrpcOtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(
+        self, request: ExportMetricsServiceRequest, context: grpc.ServicerContext
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        self.receiver._wait_until_flowing()
+        metadata = {item.key: item.value for item in context.invocation_metadata()}
+        self.receiver.received.add_metrics(request.SerializeToString(), metadata)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 class GrpcOtlpReceiver(OtlpReceiver):
-    """An OTLP/gRPC TraceService on 127.0.0.1 (a free port)."""
+    """An OTLP/gRPC TraceService and MetricsService on 127.0.0.1 (a free port)."""
 
     protocol = "grpc"
 
@@ -179,6 +223,9 @@ class GrpcOtlpReceiver(OtlpReceiver):
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(self), self._server
+        )
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _MetricsService(self), self._server
         )
         port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
@@ -190,7 +237,8 @@ class GrpcOtlpReceiver(OtlpReceiver):
 
 
 class HttpOtlpReceiver(OtlpReceiver):
-    """An OTLP/HTTP protobuf endpoint (POST /v1/traces) served by aiohttp on its own thread."""
+    """OTLP/HTTP protobuf endpoints (POST /v1/traces, /v1/metrics) served by aiohttp on its
+    own thread."""
 
     protocol = "http/protobuf"
 
@@ -206,6 +254,7 @@ class HttpOtlpReceiver(OtlpReceiver):
     async def _start(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_post("/v1/traces", self._export)
+        app.router.add_post("/v1/metrics", self._export_metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -216,6 +265,13 @@ class HttpOtlpReceiver(OtlpReceiver):
         await asyncio.get_running_loop().run_in_executor(None, self._wait_until_flowing)
         self.received.add(body, dict(request.headers))
         response = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        return web.Response(body=response, content_type="application/x-protobuf")
+
+    async def _export_metrics(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        await asyncio.get_running_loop().run_in_executor(None, self._wait_until_flowing)
+        self.received.add_metrics(body, dict(request.headers))
+        response = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
         return web.Response(body=response, content_type="application/x-protobuf")
 
     def stop(self) -> None:

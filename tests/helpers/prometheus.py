@@ -63,6 +63,19 @@ class PrometheusServer:
         result: list[dict[str, Any]] = payload["data"]["result"]
         return result
 
+    async def exemplars(self, expr: str, start: float, end: float) -> list[dict[str, Any]]:
+        """The result of /api/v1/query_exemplars for `expr` between two unix times."""
+        params = {"query": expr, "start": str(start), "end": str(end)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/api/v1/query_exemplars", params=params) as response,
+        ):
+            payload = await response.json()
+        if payload.get("status") != "success":
+            raise AssertionError(f"query_exemplars {expr!r} failed: {payload}")
+        result: list[dict[str, Any]] = payload["data"]
+        return result
+
     async def api(self, path: str) -> Any:
         """The `data` of a GET on the HTTP API, e.g. "alerts" or "rules" (/api/v1/...)."""
         async with (
@@ -135,10 +148,14 @@ def write_config(path: Path, targets: Sequence[str], rule_files: Sequence[Path] 
 
 @asynccontextmanager
 async def running_prometheus(
-    targets: Sequence[str], workdir: Path, rule_files: Sequence[Path] = ()
+    targets: Sequence[str],
+    workdir: Path,
+    rule_files: Sequence[Path] = (),
+    features: Sequence[str] = (),
 ) -> AsyncIterator[PrometheusServer]:
     """Start Prometheus scraping `targets` and evaluating `rule_files` (alerting and recording
-    rules, every second), with its config and storage under `workdir`."""
+    rules, every second), with its config and storage under `workdir`; `features` are
+    `--enable-feature` flags (e.g. `exemplar-storage`)."""
     binary = prometheus_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
@@ -153,6 +170,7 @@ async def running_prometheus(
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address={address}",
                 "--log.level=warn",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

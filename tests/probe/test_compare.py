@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.simulate.profiles import default_profiles
-from sidecar.telemetry.prometheus import DURATION_BUCKETS
+from sidecar.telemetry.conventions import DURATION_BUCKETS
 from tests.helpers.probe import probe
 from tests.helpers.simulator import RunningSimulator
 

@@ -85,6 +85,7 @@ async def test_one_client_span_with_the_semconv_attributes(receiver: OtlpReceive
         "gen_ai.request.top_p": 0.9,
         "gen_ai.request.seed": 7,
         "gen_ai.request.choice.count": 2,
+        "gen_ai.request.stream": True,
         "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
         "gen_ai.response.id": "chatcmpl-123",
         "gen_ai.response.finish_reasons": ["stop", "length"],

@@ -9,8 +9,11 @@ import aiohttp
 import pytest
 
 from sidecar.app import Sidecar
-from sidecar.tools.report import Histogram, summarize
+from sidecar.tools.report import DURATION, Histogram, summarize
+from sidecar.tools.report_prometheus import window_increase
+from tests.helpers.known_calls import known_calls
 from tests.helpers.records import RecordingSink
+from tests.helpers.semconv import feed, sink_in_mode
 
 
 def test_quantile_interpolates_within_the_bucket_like_histogram_quantile() -> None:
@@ -60,3 +63,45 @@ async def test_summary_and_report_command_read_a_live_sidecar(
     mini = next(line for line in lines if "gpt-4o-mini" in line)
     assert "50.0%" in mini
     assert any("o3-mini" in line for line in lines)
+
+
+def exposition(mode: str) -> str:
+    sink = sink_in_mode(mode)
+    feed(sink, known_calls())
+    return sink.render("")[0].decode()
+
+
+@pytest.mark.parametrize("mode", ["latest", "dup"])
+def test_the_summary_is_the_same_in_every_convention_mode(mode: str) -> None:
+    """Durations and times to first chunk are read under whichever names the mode exports,
+    each call once (dup mode exports inference calls under both names)."""
+    before = {stats.key: stats for stats in summarize(exposition("v1.41"))}
+    after = {stats.key: stats for stats in summarize(exposition(mode))}
+    assert set(before) == set(after) and len(before) >= 6
+    for key, stats in before.items():
+        for histogram in ("duration", "ok_duration", "ttfc"):
+            old, new = getattr(stats, histogram), getattr(after[key], histogram)
+            assert (new.buckets, new.count) == (old.buckets, old.count), (key, histogram)
+            assert new.total == pytest.approx(old.total)
+        assert after[key].calls == stats.calls
+    gpt = before[("gpt-4o",)]
+    assert gpt.ttfc.buckets[float("inf")] == 1 and gpt.duration.count == 3
+
+
+def test_prometheus_report_reads_every_generation_newest_first() -> None:
+    expr = window_increase(DURATION + "_bucket", "1h", "gen_ai_request_model, le")
+    names = [
+        "gen_ai_client_inference_duration_seconds_bucket",
+        "gen_ai_client_embeddings_duration_seconds_bucket",
+        "gen_ai_client_operation_duration_seconds_bucket",
+    ]
+    assert [expr.index(f"increase({name}[1h])") for name in names] == sorted(
+        expr.index(f"increase({name}[1h])") for name in names
+    )
+    # Each name: its increase or its whole value; the three names joined: five `or`s.
+    assert expr.count(" or ") == 5 and expr.startswith("sum by (")
+    plain = window_increase("model_sidecar_requests_total", "1h", "outcome")
+    assert plain == (
+        "sum by (outcome) (((increase(model_sidecar_requests_total[1h]) and "
+        "model_sidecar_requests_total offset 1h) or model_sidecar_requests_total))"
+    )

@@ -102,13 +102,13 @@ groups:
     rules:
       - record: model:gen_ai_client_operation_duration_seconds:p95_rate5m
         expr: |-
-          histogram_quantile(0.95, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket[5m])))
+          histogram_quantile(0.95, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_inference_duration_seconds_bucket[5m]) or rate(gen_ai_client_embeddings_duration_seconds_bucket[5m]) or rate(gen_ai_client_operation_duration_seconds_bucket[5m])))
       - record: model:gen_ai_client_operation_duration_seconds:p99_rate5m
         expr: |-
-          histogram_quantile(0.99, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket[5m])))
+          histogram_quantile(0.99, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_inference_duration_seconds_bucket[5m]) or rate(gen_ai_client_embeddings_duration_seconds_bucket[5m]) or rate(gen_ai_client_operation_duration_seconds_bucket[5m])))
       - record: model:gen_ai_client_operation_time_to_first_chunk_seconds:p95_rate5m
         expr: |-
-          histogram_quantile(0.95, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))
+          histogram_quantile(0.95, sum by (le, gen_ai_provider_name, gen_ai_request_model) (rate(gen_ai_client_inference_time_to_first_chunk_seconds_bucket[5m]) or rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))
       - alert: ModelTailLatencyHigh
         expr: |-
           (
@@ -256,7 +256,7 @@ groups:
           (experiment_variant:model_sidecar_requests:rate5m > 0)
       - record: experiment_variant:gen_ai_client_operation_duration_seconds:p95_rate5m
         expr: |-
-          histogram_quantile(0.95, sum by (le, experiment, variant) (rate(gen_ai_client_operation_duration_seconds_bucket{experiment!=""}[5m])))
+          histogram_quantile(0.95, sum by (le, experiment, variant) (rate(gen_ai_client_inference_duration_seconds_bucket{experiment!=""}[5m]) or rate(gen_ai_client_embeddings_duration_seconds_bucket{experiment!=""}[5m]) or rate(gen_ai_client_operation_duration_seconds_bucket{experiment!=""}[5m])))
       - record: experiment_variant:model_sidecar_cost_usd:rate5m
         expr: |-
           sum by (experiment, variant) (rate(model_sidecar_cost_usd_total{experiment!=""}[5m]))
