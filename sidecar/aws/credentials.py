@@ -30,7 +30,7 @@ LAST_RESORT_S = 30
 
 NO_CREDENTIALS = (
     "no AWS credentials found (environment, web identity / IRSA, EKS Pod Identity or container "
-    "credentials, shared config, instance metadata): requests to {upstreams} are forwarded with "
+    "credentials, shared config, instance metadata): requests to %s are forwarded with "
     "the app's own signature, which AWS refuses because the app signed them for the sidecar's "
     "address. Give the pod an AWS identity (see the README, 'Amazon Bedrock')."
 )
@@ -38,10 +38,26 @@ NO_CREDENTIALS = (
 Resolver = Callable[[], Any]
 
 
+class OneLineWarnings(logging.Filter):
+    """Drops the tracebacks botocore attaches to its credential warnings: the sidecar logs
+    what failed in one line of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def default_chain() -> Any:
     """botocore's credential provider chain, resolved: Credentials, or None when none is found."""
     import botocore.session
 
+    # botocore's debug lines carry the canonical request, security token included: they never
+    # pass, whatever the sidecar's own level.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    botocore_log = logging.getLogger("botocore.credentials")
+    if not any(isinstance(item, OneLineWarnings) for item in botocore_log.filters):
+        botocore_log.addFilter(OneLineWarnings())
     return botocore.session.Session().get_credentials()
 
 
@@ -75,6 +91,7 @@ class AwsCredentials:
         thread.start()
 
     def _run_resolve(self, resolve: Resolver) -> None:
+        source = None
         try:
             source = resolve()
         except Exception as exc:
@@ -83,11 +100,17 @@ class AwsCredentials:
                 describe_error(exc),
                 self.users,
             )
-            source = None
         else:
             if source is None:
                 log.warning(NO_CREDENTIALS, self.users)
-        self._resolved.set_result(source)
+            else:
+                log.info(
+                    "AWS credentials found (%s): requests to %s are signed with them",
+                    getattr(source, "method", None) or "unknown source",
+                    self.users,
+                )
+        finally:
+            self._resolved.set_result(source)
 
     async def source(self) -> Any:
         """botocore's credentials object (None when the chain found none), once resolved."""

@@ -12,10 +12,18 @@ from collections.abc import AsyncIterator
 class ServeProcess:
     """`model-sidecar serve` running as a real subprocess, with its listener URLs."""
 
-    def __init__(self, process: asyncio.subprocess.Process, proxy: str, admin: str) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        proxy: str,
+        admin: str,
+        startup: bytes = b"",
+    ) -> None:
         self.process = process
         self.proxy = proxy
         self.admin = admin
+        # What it wrote on stderr up to and including the line naming its listeners.
+        self.startup = startup
 
 
 @contextlib.asynccontextmanager
@@ -43,13 +51,18 @@ async def serve_process(
         },
     )
     assert process.stderr is not None
+    startup: list[bytes] = []
     try:
         async with asyncio.timeout(20):
             while b"proxy http://" not in (line := await process.stderr.readline()):
                 assert line, "model-sidecar serve exited before listening"
+                startup.append(line)
         text = line.decode()
         yield ServeProcess(
-            process, text.split("proxy ")[1].split()[0], text.split("admin ")[1].split()[0]
+            process,
+            text.split("proxy ")[1].split()[0],
+            text.split("admin ")[1].split()[0],
+            b"".join([*startup, line]),
         )
     finally:
         if process.returncode is None:
