@@ -153,6 +153,8 @@ async def test_a_served_sidecar_measures_bedrock_and_shows_no_credential(
     assert attributes["gen_ai.response.finish_reasons"] == ["end_turn"]
     assert attributes["model_sidecar.cost_usd"] == pytest.approx(cost_of(usages[0]))
     assert attributes["server.address"] == "127.0.0.1"
+    latency = events[-1]["metadata"]["metrics"]["latencyMs"] / 1000
+    assert attributes["model_sidecar.provider_latency_seconds"] == pytest.approx(latency)
 
     # No credential anywhere: not the pod's key, secret or session token, not the app's.
     span_bytes = receiver.raw_bytes
