@@ -50,6 +50,9 @@ class OneLineWarnings(logging.Filter):
 
 def default_chain() -> Any:
     """botocore's credential provider chain, resolved: Credentials, or None when none is found."""
+    # The signer's modules too: loaded here, in a thread, not on the first call's event loop.
+    import botocore.auth
+    import botocore.awsrequest
     import botocore.session
 
     # botocore's debug lines carry the canonical request, security token included: they never
