@@ -9,8 +9,9 @@ RUN python -m venv /opt/model-sidecar
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sidecar ./sidecar
+# The `aws` extra (botocore) lets a `bedrock` upstream sign its requests with the pod's identity.
 RUN /opt/model-sidecar/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/model-sidecar/bin/pip install --only-binary=:all: /wheels/*.whl \
+    && /opt/model-sidecar/bin/pip install --only-binary=:all: "$(ls /wheels/*.whl)[aws]" \
     && /opt/model-sidecar/bin/pip uninstall -y pip setuptools
 
 FROM ${PYTHON_IMAGE}

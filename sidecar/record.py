@@ -158,6 +158,8 @@ class CallRecord:
     cache_creation_tokens: int | None = None
     reasoning_tokens: int | None = None
     provider_error_type: str | None = None
+    # The processing time the provider reports for the call itself (Bedrock's latencyMs).
+    provider_latency_s: float | None = None
     stream_usage_injected: bool = False
     # OpenAI: the service tier that served the call and the backend's fingerprint.
     response_service_tier: str | None = None

@@ -58,6 +58,9 @@ upstreams:
     url: http://vllm:8000
     protocol: openai
     path_prefix: /vllm                  # apps call http://127.0.0.1:8788/vllm/v1/...
+  bedrock:                              # Amazon Bedrock, signed with the pod's AWS identity
+    url: https://bedrock-runtime.us-east-1.amazonaws.com
+    region: us-east-1                   # default: the region in the URL's host
 limits:
   max_request_body_bytes: 33554432
   connect_timeout_seconds: 10

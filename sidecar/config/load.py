@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from sidecar.config.explain import Places, dotted, explain, explain_located, model_at
-from sidecar.config.models import PROTOCOLS, SidecarConfig
+from sidecar.config.models import BUILTIN_UPSTREAMS, SidecarConfig
 from sidecar.config.yaml_lines import Loc, YamlDocument, describe_yaml_error, parse_yaml
 
 ENV_PREFIX = "MODEL_SIDECAR_"
@@ -73,8 +73,8 @@ def _merge_upstream_urls(
             upstreams[name] = {**entry, "url": url}
             origins[("upstreams", name, "url")] = origin
             continue
-        if name in PROTOCOLS:
-            upstreams[name] = {"url": url, "protocol": name}
+        if name in BUILTIN_UPSTREAMS:
+            upstreams[name] = {"url": url, "protocol": BUILTIN_UPSTREAMS[name].protocol}
         else:
             upstreams[name] = {"url": url, "protocol": "openai", "path_prefix": f"/{name}"}
         origins[("upstreams", name)] = origin

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from sidecar.aws.region import is_region, region_from_url
 from sidecar.config.enrich import ConfidenceConfig, CostConfig, RepeatabilityConfig
 from sidecar.config.experiments import (
     AuditConfig,
@@ -20,13 +23,29 @@ from sidecar.config.experiments import (
 from sidecar.config.retry import RetryConfig
 from sidecar.config.strict import Strict
 
-PROTOCOLS = ("openai", "anthropic", "gemini")
 
-DEFAULT_UPSTREAM_URLS = {
-    "openai": "https://api.openai.com",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
+@dataclass(frozen=True, slots=True)
+class BuiltinUpstream:
+    """An upstream name the sidecar knows: the protocol and provider it defaults to."""
+
+    protocol: str  # the wire protocol module that claims its paths
+    provider: str  # default gen_ai.provider.name
+    url: str | None  # public endpoint; None: exists only when configured
+
+
+BUILTIN_UPSTREAMS = {
+    "openai": BuiltinUpstream("openai", "openai", "https://api.openai.com"),
+    "anthropic": BuiltinUpstream("anthropic", "anthropic", "https://api.anthropic.com"),
+    "gemini": BuiltinUpstream("gemini", "gcp.gemini", "https://generativelanguage.googleapis.com"),
+    "bedrock": BuiltinUpstream("bedrock", "aws.bedrock", None),
 }
+
+# The built-in upstreams that always exist, and their public endpoints.
+PROTOCOLS = tuple(name for name, row in BUILTIN_UPSTREAMS.items() if row.url)
+DEFAULT_UPSTREAM_URLS = {name: row.url for name, row in BUILTIN_UPSTREAMS.items() if row.url}
+# Protocols whose requests the sidecar signs itself with AWS SigV4 (the app's signature is
+# bound to the sidecar's host and cannot be forwarded), and the service they are signed for.
+AWS_SIGNING_SERVICES = {"bedrock": "bedrock"}
 
 
 def _check_host_port(value: str) -> str:
@@ -49,14 +68,19 @@ class UpstreamConfig(Strict):
         description="Base URL of the provider (http or https; no credentials, query or "
         "fragment); the app's path is appended to it."
     )
-    protocol: Literal["openai", "anthropic", "gemini"] = Field(
+    protocol: Literal["openai", "anthropic", "gemini", "bedrock"] = Field(
         default="openai",
-        description="Wire protocol it speaks; the upstreams named openai, anthropic and gemini "
-        "default to their own.",
+        description="Wire protocol it speaks; the built-in upstreams (openai, anthropic, "
+        "gemini, bedrock) default to their own.",
     )
     path_prefix: str = Field(
         default="",
         description="Requests under this path prefix go to this upstream, prefix removed.",
+    )
+    region: str | None = Field(
+        default=None,
+        description="AWS region the sidecar signs requests for (protocol bedrock); default: "
+        "the region in the URL's host (bedrock-runtime.REGION.amazonaws.com).",
     )
 
     @field_validator("url")
@@ -80,6 +104,34 @@ class UpstreamConfig(Strict):
         if value and (not value.startswith("/") or value == "/"):
             raise ValueError(f"expected a path such as /vllm, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not is_region(value):
+            raise ValueError(f"expected an AWS region such as us-east-1, got {value!r}")
+        return value
+
+    @property
+    def aws_region(self) -> str | None:
+        """The region requests are signed for: `region`, else the one in the URL's host."""
+        return self.region or region_from_url(self.url)
+
+
+def _aws_signing_problem(name: str, upstream: UpstreamConfig) -> str | None:
+    """Why an upstream whose requests the sidecar signs cannot be used (it needs a region and
+    botocore), or None."""
+    if upstream.aws_region is None:
+        return (
+            f"upstream {name!r}: cannot tell the AWS region from {upstream.url}: set region "
+            "(e.g. region: us-east-1) or use https://bedrock-runtime.REGION.amazonaws.com"
+        )
+    if importlib.util.find_spec("botocore") is None:
+        return (
+            f"upstream {name!r} is signed with AWS SigV4, which needs botocore: "
+            "pip install 'model-sidecar[aws]'"
+        )
+    return None
 
 
 class LimitsConfig(Strict):
@@ -223,12 +275,13 @@ class SidecarConfig(Strict):
         if not isinstance(data, dict):
             return data
         upstreams = dict(data.get("upstreams") or {})
-        for name, url in DEFAULT_UPSTREAM_URLS.items():
+        for name, row in BUILTIN_UPSTREAMS.items():
             entry = upstreams.get(name)
             if entry is None:
-                upstreams[name] = {"url": url, "protocol": name}
+                if row.url is not None:
+                    upstreams[name] = {"url": row.url, "protocol": row.protocol}
             elif isinstance(entry, dict) and "protocol" not in entry:
-                upstreams[name] = {**entry, "protocol": name}
+                upstreams[name] = {**entry, "protocol": row.protocol}
         return {**data, "upstreams": upstreams}
 
     @model_validator(mode="after")
@@ -264,6 +317,10 @@ class SidecarConfig(Strict):
                         Problem(at, f"upstream {name!r}: /_sidecar is reserved for the sidecar")
                     )
                 prefixes[upstream.path_prefix] = name
+            if upstream.protocol in AWS_SIGNING_SERVICES:
+                aws_problem = _aws_signing_problem(name, upstream)
+                if aws_problem is not None:
+                    problems.append(Problem(("upstreams", name), aws_problem))
         problems += check_experiments(self.experiments, self.upstreams)
         if problems:
             raise ConfigProblems(problems)

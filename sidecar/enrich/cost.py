@@ -23,7 +23,14 @@ from sidecar.record import CallRecord, RequestInfo
 log = logging.getLogger("sidecar.enrich.cost")
 
 # The sidecar's provider names → genai-prices provider ids.
-PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "gcp.gemini": "google"}
+PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "aws.bedrock": "aws",
+}
+# Bedrock's cross-region inference profiles prefix the model id with their geography.
+BEDROCK_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "in.", "us-gov.", "global.")
 PER_MILLION = Decimal(1_000_000)
 # Prices can change at a date or a time of day: resolve them again after this long.
 PRICE_TTL_S = 60.0
@@ -247,6 +254,34 @@ def _library_cost(library_price: Any, usage: TokenUsage) -> Decimal | None:
     return total
 
 
+def priced_models(record: CallRecord) -> tuple[str | None, ...]:
+    """The model names a call is priced by, best first: the response model, else the request's.
+
+    Bedrock is priced by its model id (the request's: it also tells a cross-region profile
+    from the model), then by the id inside an ARN, then without a profile's geography prefix.
+    """
+    if record.provider_name == "aws.bedrock":
+        return (*bedrock_model_ids(record.request.request_model), record.response_model)
+    return (record.response_model, record.request.request_model)
+
+
+def bedrock_model_ids(model_id: str | None) -> tuple[str, ...]:
+    """`model_id`, the resource id of an ARN (`arn:aws:bedrock:...:inference-profile/ID`), and
+    that id without an inference profile's prefix (`us.anthropic.claude-...` →
+    `anthropic.claude-...`)."""
+    if not model_id:
+        return ()
+    ids = [model_id]
+    resource = model_id.rpartition("/")[2] if model_id.startswith("arn:") else model_id
+    if resource != model_id:
+        ids.append(resource)
+    for prefix in BEDROCK_PROFILE_PREFIXES:
+        if resource.startswith(prefix):
+            ids.append(resource[len(prefix) :])
+            break
+    return tuple(ids)
+
+
 class CostEnricher:
     """Stage: sets `cost_usd` from the call's usage; warns once per model it cannot price."""
 
@@ -269,7 +304,7 @@ class CostEnricher:
         usage = TokenUsage.of(record)
         if usage is None:
             return
-        models = (record.response_model, record.request.request_model)
+        models = priced_models(record)
         cost = self.book.price(record.provider_name, models, usage)
         if cost is None:
             self._warn_unknown(record.response_model or record.request.request_model or "")

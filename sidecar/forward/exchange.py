@@ -325,10 +325,14 @@ class Exchange:
         whole: bytes | None = None  # a whole body, read before anything goes downstream
         relaying = False  # the downstream has the response head
         waiting_since: float | None = None  # set while waiting on the upstream's body
-        target = call.route.upstream.target_for(call.route.path, call.query)
-        protocol = call.route.upstream.protocol
+        upstream = call.route.upstream
+        target = upstream.target_for(call.route.path, call.query)
+        protocol = upstream.protocol
         try:
             try:
+                if upstream.signer is not None:
+                    # Signed as it goes out: after every change the sidecar makes to it.
+                    await upstream.signer.sign(call.method, target, call.headers, call.body)
                 response = await _send(
                     pool, call.method, target, call.headers, call.body, record, retry
                 )

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sidecar.config.models import LimitsConfig, SidecarConfig
+from sidecar.aws.credentials import AwsCredentials
+from sidecar.config.models import AWS_SIGNING_SERVICES, LimitsConfig, SidecarConfig
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import Router, Upstream, build_upstreams
 from sidecar.http1.client import UpstreamPool
@@ -55,7 +56,9 @@ class LiveRouting:
     """The current Routing, and the pools a reload replaced until no call can use them."""
 
     def __init__(self, config: SidecarConfig) -> None:
-        upstreams = build_upstreams(config)
+        # The pod's AWS credentials, looked up once the first AWS-signed upstream appears.
+        self._aws: AwsCredentials | None = None
+        upstreams = build_upstreams(config, self._aws_for(config))
         pools = {name: open_pool(upstream, config.limits) for name, upstream in upstreams.items()}
         policy = RetryPolicy(config.retries) if config.retries.enabled else None
         self.current = Routing(config, upstreams, Router(config, upstreams), pools, policy)
@@ -68,7 +71,7 @@ class LiveRouting:
         retry config keeps its policy (and its budget). True when a pool was retired."""
         old = self.current
         reuse = _pool_settings(old.config.limits) == _pool_settings(config.limits)
-        upstreams = build_upstreams(config)
+        upstreams = build_upstreams(config, self._aws_for(config))
         pools: dict[str, UpstreamPool] = {}
         for name, upstream in upstreams.items():
             previous = old.upstreams.get(name)
@@ -90,6 +93,19 @@ class LiveRouting:
             policy = RetryPolicy(config.retries) if config.retries.enabled else None
         self.current = Routing(config, upstreams, Router(config, upstreams), pools, policy)
         return bool(retired)
+
+    def _aws_for(self, config: SidecarConfig) -> AwsCredentials | None:
+        """The AWS credentials holder, made (and its lookup started) when `config` first has
+        an upstream whose requests the sidecar signs."""
+        if self._aws is None:
+            signed = [
+                f"upstream {name!r}"
+                for name, upstream in config.upstreams.items()
+                if upstream.protocol in AWS_SIGNING_SERVICES
+            ]
+            if signed:
+                self._aws = AwsCredentials(users=", ".join(signed))
+        return self._aws
 
     async def close_retired(self, in_flight: Callable[[], int]) -> None:
         """Close the pools reloads replaced once no call is in flight (or the read timeout,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sidecar.config.models import SidecarConfig
+from sidecar.aws.credentials import AwsCredentials
+from sidecar.aws.signer import SigV4Signer
+from sidecar.config.models import AWS_SIGNING_SERVICES, SidecarConfig
 from sidecar.protocols.interface import WireProtocol
 from sidecar.protocols.registry import default_protocols, protocol_for_path
 
@@ -25,6 +27,8 @@ class Upstream:
     port: int
     tls: bool = False
     base_path: str = ""
+    # Signs every request with the pod's AWS credentials (None: the app's own go upstream).
+    signer: SigV4Signer | None = None
 
     def target_for(self, path: str, query: str) -> str:
         """The origin-form request target for an already-encoded path and query."""
@@ -41,13 +45,27 @@ class Route:
     path: str
 
 
-def build_upstreams(config: SidecarConfig) -> dict[str, Upstream]:
-    """One Upstream per configured upstream."""
+def build_upstreams(
+    config: SidecarConfig, aws: AwsCredentials | None = None
+) -> dict[str, Upstream]:
+    """One Upstream per configured upstream; those of an AWS-signed protocol sign with `aws`."""
     protocols = default_protocols()
     result = {}
     for name, item in config.upstreams.items():
         parts = urlsplit(item.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        tls = parts.scheme == "https"
+        service = AWS_SIGNING_SERVICES.get(item.protocol)
+        signer = None
+        if service is not None and aws is not None and item.aws_region is not None:
+            signer = SigV4Signer(
+                aws,
+                service=service,
+                region=item.aws_region,
+                host=parts.hostname or "",
+                port=port,
+                tls=tls,
+            )
         result[name] = Upstream(
             name=name,
             base_url=item.url,
@@ -55,8 +73,9 @@ def build_upstreams(config: SidecarConfig) -> dict[str, Upstream]:
             path_prefix=item.path_prefix,
             host=parts.hostname or "",
             port=port,
-            tls=parts.scheme == "https",
+            tls=tls,
             base_path=parts.path.rstrip("/"),
+            signer=signer,
         )
     return result
 

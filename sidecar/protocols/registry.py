@@ -7,6 +7,7 @@ from functools import cache
 from types import MappingProxyType
 
 from sidecar.protocols.anthropic import AnthropicProtocol
+from sidecar.protocols.bedrock import BedrockProtocol
 from sidecar.protocols.gemini import GeminiProtocol
 from sidecar.protocols.interface import WireProtocol
 from sidecar.protocols.openai import OpenAIProtocol
@@ -14,11 +15,12 @@ from sidecar.protocols.openai import OpenAIProtocol
 
 @cache
 def default_protocols() -> Mapping[str, WireProtocol]:
-    """The three protocols by name, built once (they hold no per-call state)."""
+    """The protocols by name, built once (they hold no per-call state)."""
     protocols: tuple[WireProtocol, ...] = (
         OpenAIProtocol(),
         AnthropicProtocol(),
         GeminiProtocol(),
+        BedrockProtocol(),
     )
     return MappingProxyType({protocol.name: protocol for protocol in protocols})
 
@@ -32,7 +34,8 @@ def protocol_for_path(path: str) -> WireProtocol | None:
 
 
 def protocol_named(name: str) -> WireProtocol:
-    """The protocol called `name` (`openai`, `anthropic` or `gemini`); KeyError otherwise."""
+    """The protocol called `name` (`openai`, `anthropic`, `gemini`, `bedrock`); KeyError
+    otherwise."""
     try:
         return default_protocols()[name]
     except KeyError:

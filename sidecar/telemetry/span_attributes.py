@@ -101,6 +101,7 @@ def span_attributes(
         ("model_sidecar.request_id", record.request_id or None),
         ("model_sidecar.pair_id", record.pair_id or None),
         ("model_sidecar.overhead_seconds", record.overhead),
+        ("model_sidecar.provider_latency_seconds", record.provider_latency_s),
     )
     return {key: value for key, value in pairs if value is not None}
 

@@ -17,6 +17,8 @@ from sidecar.config.load import load_config
 from sidecar.config.models import split_host_port
 from tests.helpers.chart import (
     CHART_DIR,
+    IRSA_ROLE,
+    IRSA_ROLE_ANNOTATION,
     KUBE_VERSION,
     NAMESPACE,
     VALUE_SETS,
@@ -66,6 +68,7 @@ EXPECTED_KINDS = {
         "MutatingWebhookConfiguration",
     },
     "network-policy": {"ConfigMap", "Deployment", "Service", "NetworkPolicy"},
+    "example-bedrock": {"ConfigMap", "Deployment", "Service", "ServiceAccount"},
     "webhook": {
         "ConfigMap",
         "Deployment",
@@ -265,3 +268,27 @@ def test_native_sidecar_on_a_cluster_older_than_1_29_fails_with_advice(
     helm.lint(CHART_DIR, values, strict=True, kube_version="v1.29.0")
     out, err = capfd.readouterr()
     assert advice not in out + err
+
+
+def test_the_example_pods_service_account_carries_its_aws_role(
+    rendered: Render, tmp_path: Path
+) -> None:
+    out = rendered("example-bedrock")
+    account = out.one("ServiceAccount", "example")
+    assert account["metadata"]["annotations"] == {IRSA_ROLE_ANNOTATION: IRSA_ROLE}
+    assert account["automountServiceAccountToken"] is False
+    pod = _example_pod(rendered, "example-bedrock")["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    # The sidecar in that pod gets a bedrock upstream that signs for the URL's region.
+    path = tmp_path / "config.yaml"
+    path.write_text(out.one("ConfigMap")["data"]["config.yaml"])
+    bedrock = load_config(path, environ={}).upstreams["bedrock"]
+    assert (bedrock.protocol, bedrock.aws_region) == ("bedrock", "us-east-1")
+
+
+def test_the_example_pod_can_run_as_an_existing_service_account(chart: helm.Chart) -> None:
+    out = render(chart, {"example": {"enabled": True, "serviceAccount": {"name": "bedrock-app"}}})
+    assert out.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "bedrock-app"
+    assert out.of_kind("ServiceAccount") == []
+    plain = render(chart, {"example": {"enabled": True}})
+    assert "serviceAccountName" not in plain.one("Deployment")["spec"]["template"]["spec"]

@@ -76,3 +76,15 @@ def test_final_stage_only_copies_a_built_environment() -> None:
 def test_build_context_holds_only_the_package() -> None:
     lines = (REPO / ".dockerignore").read_text().split()
     assert lines[lines.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!sidecar/"]
+
+
+def test_the_image_installs_the_aws_extra_for_bedrock_signing() -> None:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    (install,) = [
+        line for line in text.splitlines() if "pip install" in line and "/wheels/" in line
+    ]
+    assert '/wheels/*.whl)[aws]"' in install
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(requirement.startswith("botocore") for requirement in extras["aws"])

@@ -6,6 +6,7 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     serve           `model-sidecar serve` as a real subprocess
     sdk             official SDK clients carrying the canary API key
     bedrock         boto3 bedrock-runtime clients; raw SigV4-signed requests (botocore's signer)
+    aws             the sidecar's AWS environment; a container credentials endpoint (Pod Identity)
     records         a sink that keeps CallRecords; a finished record with every field known
     logs            capturing what the sidecar logs (the autouse credential-leak check)
     ports           loopback ports nothing listens on

@@ -11,10 +11,27 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from sidecar.simulate.profiles import ModelProfile
 from sidecar.simulate.sigv4 import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 
 T = TypeVar("T")
 REGION = "us-east-1"
+# An app's own AWS credentials, which the simulated Bedrock does not accept: a call that
+# succeeds through the sidecar was signed again by it.
+APP_ACCESS_KEY = "AKIDAPPONLYNOTACCEPTED"
+APP_SECRET_KEY = "app-secret-not-accepted"
+SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+SONNET_RESPONSE_MODEL = "claude-sonnet-4-20250514"
+# A Bedrock model with a prompt cache, a time to first token and a paced stream.
+SONNET_PROFILE = ModelProfile(
+    name=SONNET,
+    response_model=SONNET_RESPONSE_MODEL,
+    ttft_s=0.06,
+    tokens_per_second=2000.0,
+    output_tokens=12,
+    cache_read_share=0.5,
+    cache_write_share=0.25,
+)
 
 
 def bedrock_client(
@@ -43,6 +60,11 @@ def bedrock_client(
 async def in_thread(work: Callable[[], T]) -> T:
     """Run blocking boto3 work while the simulator keeps serving on this event loop."""
     return await asyncio.to_thread(work)
+
+
+def app_client(base_url: str) -> Any:
+    """A bedrock-runtime client with the app's own credentials (refused by the simulator)."""
+    return bedrock_client(base_url, access_key=APP_ACCESS_KEY, secret_key=APP_SECRET_KEY)
 
 
 def model_path(model_id: str, operation: str) -> str:

@@ -21,6 +21,9 @@ NAMESPACE = "llm"
 ADMIN_TOKEN_SECRET = "llm-sidecar-admin"
 
 # Every toggle on its own, and all of them together (rendered once each per session).
+# IRSA: the annotation that gives a ServiceAccount's pods an AWS role.
+IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+IRSA_ROLE = "arn:aws:iam::123456789012:role/bedrock-caller"
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "example": {"example": {"enabled": True}},
@@ -38,6 +41,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "sidecar": {"adminTokenSecret": {"name": ADMIN_TOKEN_SECRET}},
     },
     "network-policy": {"example": {"enabled": True}, "networkPolicy": {"enabled": True}},
+    "example-bedrock": {
+        "example": {
+            "enabled": True,
+            "serviceAccount": {"create": True, "annotations": {IRSA_ROLE_ANNOTATION: IRSA_ROLE}},
+        },
+        "config": {
+            "upstreams": {"bedrock": {"url": "https://bedrock-runtime.us-east-1.amazonaws.com"}}
+        },
+    },
     "everything": {
         "example": {"enabled": True},
         "webhook": {"enabled": True},

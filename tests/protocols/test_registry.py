@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sidecar.protocols.anthropic import AnthropicProtocol
+from sidecar.protocols.bedrock import BedrockProtocol
 from sidecar.protocols.gemini import GeminiProtocol
 from sidecar.protocols.openai import OpenAIProtocol
 from sidecar.protocols.registry import default_protocols, protocol_for_path, protocol_named
@@ -24,6 +25,8 @@ from sidecar.protocols.registry import default_protocols, protocol_for_path, pro
         ("/v1alpha/models/gemini-2.0-flash-exp:generateContent", "gemini"),
         ("/v1/models/gemini-2.5-pro:countTokens", "gemini"),
         ("/v1beta/models", "gemini"),
+        ("/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse", "bedrock"),
+        ("/model/meta.llama3-1-8b-instruct-v1%3A0/invoke-with-response-stream", "bedrock"),
     ],
 )
 def test_standard_paths(path: str, name: str) -> None:
@@ -43,11 +46,17 @@ def test_unclaimed_paths(path: str) -> None:
 def test_protocols_by_name_are_built_once_and_immutable() -> None:
     protocols = default_protocols()
     assert protocols is default_protocols()
-    assert list(protocols) == ["openai", "anthropic", "gemini"]
+    assert list(protocols) == ["openai", "anthropic", "gemini", "bedrock"]
     assert isinstance(protocol_named("openai"), OpenAIProtocol)
     assert isinstance(protocol_named("anthropic"), AnthropicProtocol)
     assert isinstance(protocol_named("gemini"), GeminiProtocol)
-    assert [p.provider_name for p in protocols.values()] == ["openai", "anthropic", "gcp.gemini"]
+    assert isinstance(protocol_named("bedrock"), BedrockProtocol)
+    assert [p.provider_name for p in protocols.values()] == [
+        "openai",
+        "anthropic",
+        "gcp.gemini",
+        "aws.bedrock",
+    ]
     with pytest.raises(TypeError):
         protocols["x"] = protocols["openai"]  # type: ignore[index]
     with pytest.raises(KeyError, match="vertex"):
