@@ -49,6 +49,9 @@ class RequestInfo:
     # Whether the response carries token log-probabilities (asked by the app, or added
     # by the sidecar with confidence.request_logprobs); parsers read them only then.
     logprobs: bool = False
+    # Which OpenAI API a call uses (`openai.api.type`: `chat_completions` or `responses`);
+    # None for other APIs.
+    api_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,8 @@ class CallRecord:
     cache_read_tokens: int | None = None
     cache_creation_tokens: int | None = None
     reasoning_tokens: int | None = None
+    # Audio among the input tokens (audio transcription, audio chat), priced apart.
+    input_audio_tokens: int | None = None
     provider_error_type: str | None = None
     stream_usage_injected: bool = False
 

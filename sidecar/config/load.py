@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sidecar.config.experiments import (
     ConfigProblems,
 )
-from sidecar.config.models import PROTOCOLS, SidecarConfig
+from sidecar.config.models import BUILTIN_UPSTREAMS, SidecarConfig
 
 ENV_PREFIX = "MODEL_SIDECAR_"
 
@@ -65,8 +65,8 @@ def _merge_upstream_urls(data: dict[str, Any], urls: Mapping[str, str]) -> None:
         entry = upstreams.get(name)
         if isinstance(entry, dict):
             upstreams[name] = {**entry, "url": url}
-        elif name in PROTOCOLS:
-            upstreams[name] = {"url": url, "protocol": name}
+        elif name in BUILTIN_UPSTREAMS:
+            upstreams[name] = {"url": url, "protocol": BUILTIN_UPSTREAMS[name].protocol}
         else:
             upstreams[name] = {"url": url, "protocol": "openai", "path_prefix": f"/{name}"}
     data["upstreams"] = upstreams

@@ -123,6 +123,6 @@ def _upstream_for(name: str, upstreams: Mapping[str, Upstream]) -> str | None:
 
 
 def _key_variables(name: str) -> tuple[str, ...]:
-    if name in PROTOCOLS:
+    if name in KEY_VARIABLES:
         return KEY_VARIABLES[name]
     return (name.upper().replace("-", "_") + "_API_KEY",)

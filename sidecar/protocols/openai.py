@@ -17,12 +17,14 @@ from sidecar.record import CallRecord, RequestInfo
 
 # The last path segments that name an endpoint, with or without an upstream prefix.
 _ENDPOINT = re.compile(r"/v1/(chat/completions|completions|embeddings|responses)/?$")
-_OPERATIONS = {
+OPERATIONS = {
     "chat/completions": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
     "responses": "chat",
 }
+# `openai.api.type` of the endpoints the conventions name.
+API_TYPES = {"chat/completions": "chat_completions", "responses": "responses"}
 _STANDARD_PATHS = frozenset(
     ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 )
@@ -53,10 +55,12 @@ class OpenAIProtocol(WireProtocol):
         info = RequestInfo()
         if isinstance(body, dict):
             read_request_params(info, body)
-            info.logprobs = _asks_for_logprobs(body)
+            info.logprobs = asks_for_logprobs(body)
         endpoint = openai_endpoint(path)
-        if endpoint is not None and method.upper() == "POST":
-            info.operation = _OPERATIONS[endpoint]
+        if endpoint is not None:
+            info.api_type = API_TYPES.get(endpoint)
+            if method.upper() == "POST":
+                info.operation = OPERATIONS[endpoint]
         return info
 
     def response_parser(
@@ -64,7 +68,7 @@ class OpenAIProtocol(WireProtocol):
     ) -> ResponseParser:
         if record.http_status is not None and record.http_status >= 400:
             return ErrorParser(record, content_encoding, openai_error_type)
-        responses = openai_endpoint(record.path) == "responses"
+        responses = record.request.api_type == "responses"
         if is_event_stream(content_type):
             if responses:
                 return ResponsesStreamParser(record, content_encoding)
@@ -129,7 +133,7 @@ class OpenAIProtocol(WireProtocol):
         return without_logprobs(body)
 
 
-def _asks_for_logprobs(body: dict[str, Any]) -> bool:
+def asks_for_logprobs(body: dict[str, Any]) -> bool:
     """Whether a chat, completions or Responses request asks for token logprobs."""
     logprobs = body.get("logprobs")
     if logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool)):

@@ -40,7 +40,9 @@ EDIT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 # What every label means, for the generated reference.
 LABELS = {
     "gen_ai_operation_name": "`chat`, `text_completion`, `embeddings`, `generate_content`, `other`",
-    "gen_ai_provider_name": "`openai`, `anthropic`, `gcp.gemini`",
+    "gen_ai_provider_name": "`openai`, `anthropic`, `gcp.gemini`, `azure.ai.openai`, "
+    "`gcp.vertex_ai`, `ollama`, or an upstream's configured `provider` (e.g. `groq`, "
+    "`deepseek`, `mistral_ai`, `x_ai`, `perplexity`)",
     "gen_ai_request_model": "model the app asked for; empty when none; `other` past the cap",
     "gen_ai_response_model": "model the provider named in its answer; empty when none; "
     "`other` past the cap",

@@ -46,6 +46,7 @@ def span_attributes(record: CallRecord) -> dict[str, AttributeValue]:
         ("server.address", record.server_address),
         ("server.port", record.server_port),
         ("http.response.status_code", record.http_status),
+        ("openai.api.type", request.api_type),
         ("model_sidecar.upstream", record.upstream),
         ("model_sidecar.outcome", record.outcome),
         ("model_sidecar.cost_usd", record.cost_usd),
