@@ -23,7 +23,7 @@ from sidecar.protocols.jsonfields import read_request_params
 from sidecar.protocols.openai import API_TYPES, OPERATIONS, OpenAIProtocol, asks_for_logprobs
 from sidecar.record import RequestInfo
 
-_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/(.+?)/?$")
+_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)(?:/(.*?))?/?$")
 _UNVERSIONED = re.compile(r"/openai/(?:v1/)?(chat/completions|completions|embeddings|responses)/?$")
 # The old "on your data" extension answers chat completions too.
 _EXTENSION_PREFIX = "extensions/"
@@ -68,7 +68,7 @@ def azure_call(path: str) -> tuple[str | None, str | None]:
     match = _DEPLOYMENT.match(path)
     if match is not None:
         deployment = unquote(match.group(1)) or None
-        endpoint = match.group(2).removeprefix(_EXTENSION_PREFIX)
+        endpoint = (match.group(2) or "").removeprefix(_EXTENSION_PREFIX)
         return deployment, endpoint if endpoint in OPERATIONS else None
     match = _UNVERSIONED.match(path)
     return None, match.group(1) if match else None

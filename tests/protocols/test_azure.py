@@ -83,7 +83,7 @@ def azure_stream(injected: bool) -> bytes:
         ("/openai/v1/models", None, None),
         # Malformed: no deployment, no endpoint.
         ("/openai/deployments//chat/completions", None, None),
-        ("/openai/deployments/prod-gpt4o", None, None),
+        ("/openai/deployments/prod-gpt4o", "prod-gpt4o", None),
         ("/openai/deployments", None, None),
     ],
 )
