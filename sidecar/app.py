@@ -167,10 +167,6 @@ class Sidecar:
         await self._proxy_server.start(host, port)
         host, port = split_host_port(config.admin_listen)
         await self.admin.start(host, port)
-        log.info(
-            "listening",
-            extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
-        )
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 # Only the main thread's loop can take signals.
@@ -179,6 +175,12 @@ class Sidecar:
                 self._spawn(
                     watch_config_file(self.config_file, self.reload_interval, self.reload_now)
                 )
+        # Said last: whoever reads this line may signal the process at once (a SIGHUP that
+        # came before its handler would end the process).
+        log.info(
+            "listening",
+            extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
+        )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

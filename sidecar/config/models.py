@@ -76,10 +76,9 @@ class UpstreamConfig(Strict):
     )
     protocol: str = Field(
         default="openai",
-        description="Wire protocol it speaks: "
+        description="Wire protocol it speaks, one of "
         + ", ".join(PROTOCOLS)
-        + "; a built-in upstream name (openai, anthropic, gemini, azure, vertex, ollama, ...) "
-        "defaults to its own.",
+        + "; an upstream with a built-in name defaults to that name's.",
     )
     provider: str | None = Field(
         default=None,
