@@ -121,7 +121,8 @@ def call_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVaria
         label_variable(
             "provider",
             "Provider",
-            "gen_ai.provider.name: openai, anthropic, gcp.gemini.",
+            "gen_ai.provider.name: openai, anthropic, gcp.gemini, azure.ai.openai, "
+            "gcp.vertex_ai, ollama, or an upstream's configured provider (every value seen).",
             CALLS_METRIC,
             "gen_ai_provider_name",
             SIDECAR_MATCHERS,

@@ -223,10 +223,6 @@ class Sidecar:
                 TOKEN_FILE_SETTING,
                 TOKEN_FILE_ENV,
             )
-        log.info(
-            "listening",
-            extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
-        )
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 # Only the main thread's loop can take signals.
@@ -235,6 +231,12 @@ class Sidecar:
                 self._spawn(
                     watch_config_file(self.config_file, self.reload_interval, self.reload_now)
                 )
+        # Said last: whoever reads this line may signal the process at once (a SIGHUP that
+        # came before its handler would end the process).
+        log.info(
+            "listening",
+            extra={"proxy": self.proxy_url, "admin": self.admin_url, "version": __version__},
+        )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

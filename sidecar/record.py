@@ -157,6 +157,8 @@ class CallRecord:
     cache_read_tokens: int | None = None
     cache_creation_tokens: int | None = None
     reasoning_tokens: int | None = None
+    # Audio among the input tokens (audio transcription, audio chat), priced apart.
+    input_audio_tokens: int | None = None
     provider_error_type: str | None = None
     # The processing time the provider reports for the call itself (Bedrock's latencyMs).
     provider_latency_s: float | None = None

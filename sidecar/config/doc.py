@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 
 from sidecar.config.keys import KeyDoc, field_type, format_value, iter_key_docs, nested_models
 from sidecar.config.load import ENV_PREFIX
-from sidecar.config.models import DEFAULT_UPSTREAM_URLS, SidecarConfig
+from sidecar.config.models import BUILTIN_UPSTREAMS, SidecarConfig
 from sidecar.config.otel import (
     CAPTURE_CONTENT_VALUES,
     DEFAULT_EXPORT_TIMEOUT_MS,
@@ -61,6 +61,14 @@ upstreams:
   bedrock:                              # Amazon Bedrock, signed with the pod's AWS identity
     url: https://bedrock-runtime.us-east-1.amazonaws.com
     region: us-east-1                   # default: the region in the URL's host
+  azure:                                # Azure OpenAI: apps call /openai/...
+    url: https://NAME.openai.azure.com
+    deployments: {prod-gpt4o: gpt-4o}   # labels and prices answers that name no model
+  groq:                                 # an OpenAI-compatible vendor
+    url: https://api.groq.com/openai
+    protocol: openai
+    path_prefix: /groq                  # apps call http://127.0.0.1:8788/groq/v1/...
+    provider: groq                      # its gen_ai.provider.name
 limits:
   max_request_body_bytes: 33554432
   connect_timeout_seconds: 10
@@ -175,14 +183,20 @@ def _section(name: str, field: FieldInfo) -> list[str]:
     lines = [f"## `{name}`", "", field.description or "", "", _reload_line(name), ""]
     if name == "upstreams":
         lines += [
-            "These always exist; an entry of the same name in the file replaces one (its "
-            "`protocol` defaults to its name).",
+            "The built-in upstream names: those with a URL always exist; the others exist once "
+            "given one (`--upstream azure=https://NAME.openai.azure.com`). An entry of the same "
+            "name in the file replaces one; its `protocol` and `provider` default to the row's. "
+            "A call whose path (or, on a path no protocol claims, whose credential header) is a "
+            "built-in provider's goes only to that provider's upstream; when it is not "
+            "configured the call is answered with a 400 in the provider's error shape, never "
+            "sent elsewhere.",
             "",
         ]
-        lines += ["| name | protocol | url |", "|---|---|---|"]
+        lines += ["| name | protocol | provider | url |", "|---|---|---|---|"]
         lines += [
-            f"| `{upstream}` | `{effective[upstream].protocol}` | {url} |"
-            for upstream, url in DEFAULT_UPSTREAM_URLS.items()
+            f"| `{upstream}` | `{row.protocol}` | `{row.provider}` | "
+            f"{row.url or f'none (e.g. {row.example_url})'} |"
+            for upstream, row in BUILTIN_UPSTREAMS.items()
         ]
         lines.append("")
     rows = [KeyDoc(name, field_type(field), format_value(effective), field.description or "")]
@@ -211,9 +225,10 @@ def _precedence() -> list[str]:
         f"| upstream URLs | `--upstream NAME=URL` (repeatable) "
         f"| `{env}UPSTREAMS=NAME=URL,NAME=URL` | `upstreams.<name>.url` |",
         "",
-        "A flag or variable that names an upstream of the file replaces only its URL; "
-        "`openai`, `anthropic` and `gemini` keep their protocol; any other new name becomes an "
-        "OpenAI-compatible upstream that claims the path prefix `/NAME`.",
+        "A flag or variable that names an upstream of the file replaces only its URL; a "
+        "built-in name (`openai`, `anthropic`, `gemini`, `azure`, `vertex`, `ollama`, "
+        "`bedrock`) gets its own protocol; any other new name becomes an OpenAI-compatible "
+        "upstream that claims the path prefix `/NAME`.",
         "",
         "`model-sidecar check-config FILE` validates a file (with the environment applied) and "
         "prints the effective configuration, or every error at once (exit 1), each with its "

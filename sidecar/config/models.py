@@ -26,23 +26,40 @@ from sidecar.config.strict import Strict
 
 @dataclass(frozen=True, slots=True)
 class BuiltinUpstream:
-    """An upstream name the sidecar knows: the protocol and provider it defaults to."""
+    """An upstream name the sidecar knows: the wire protocol that claims its paths, the
+    `gen_ai.provider.name` it reports, and its public endpoint (None: it exists only when
+    configured, e.g. `--upstream azure=https://NAME.openai.azure.com`)."""
 
-    protocol: str  # the wire protocol module that claims its paths
-    provider: str  # default gen_ai.provider.name
-    url: str | None  # public endpoint; None: exists only when configured
+    protocol: str
+    provider: str
+    url: str | None
+    # A URL to suggest when a call needs this upstream and it is not configured.
+    example_url: str = "URL"
 
 
-BUILTIN_UPSTREAMS = {
+# The one table of built-in upstreams; every other module derives from it.
+BUILTIN_UPSTREAMS: dict[str, BuiltinUpstream] = {
     "openai": BuiltinUpstream("openai", "openai", "https://api.openai.com"),
     "anthropic": BuiltinUpstream("anthropic", "anthropic", "https://api.anthropic.com"),
     "gemini": BuiltinUpstream("gemini", "gcp.gemini", "https://generativelanguage.googleapis.com"),
-    "bedrock": BuiltinUpstream("bedrock", "aws.bedrock", None),
+    "azure": BuiltinUpstream("azure", "azure.ai.openai", None, "https://NAME.openai.azure.com"),
+    "vertex": BuiltinUpstream(
+        "vertex", "gcp.vertex_ai", None, "https://REGION-aiplatform.googleapis.com"
+    ),
+    "ollama": BuiltinUpstream("ollama", "ollama", None, "http://127.0.0.1:11434"),
+    "bedrock": BuiltinUpstream(
+        "bedrock", "aws.bedrock", None, "https://bedrock-runtime.REGION.amazonaws.com"
+    ),
 }
 
-# The built-in upstreams that always exist, and their public endpoints.
-PROTOCOLS = tuple(name for name, row in BUILTIN_UPSTREAMS.items() if row.url)
-DEFAULT_UPSTREAM_URLS = {name: row.url for name, row in BUILTIN_UPSTREAMS.items() if row.url}
+# Every wire protocol an upstream may speak.
+PROTOCOLS = tuple(dict.fromkeys(row.protocol for row in BUILTIN_UPSTREAMS.values()))
+
+# The built-in upstreams that always exist, at their public endpoints.
+DEFAULT_UPSTREAM_URLS = {
+    name: row.url for name, row in BUILTIN_UPSTREAMS.items() if row.url is not None
+}
+
 # Protocols whose requests the sidecar signs itself with AWS SigV4 (the app's signature is
 # bound to the sidecar's host and cannot be forwarded), and the service they are signed for.
 AWS_SIGNING_SERVICES = {"bedrock": "bedrock"}
@@ -68,10 +85,17 @@ class UpstreamConfig(Strict):
         description="Base URL of the provider (http or https; no credentials, query or "
         "fragment); the app's path is appended to it."
     )
-    protocol: Literal["openai", "anthropic", "gemini", "bedrock"] = Field(
+    protocol: str = Field(
         default="openai",
-        description="Wire protocol it speaks; the built-in upstreams (openai, anthropic, "
-        "gemini, bedrock) default to their own.",
+        description="Wire protocol it speaks, one of "
+        + ", ".join(PROTOCOLS)
+        + "; an upstream with a built-in name defaults to that name's.",
+    )
+    provider: str | None = Field(
+        default=None,
+        description="The `gen_ai.provider.name` its calls report (e.g. `groq`, `deepseek`, "
+        "`mistral_ai`, `x_ai`, `perplexity`, or any string); default: the built-in "
+        "upstream's or the protocol's own (`openai` for OpenAI-compatible servers).",
     )
     path_prefix: str = Field(
         default="",
@@ -82,6 +106,28 @@ class UpstreamConfig(Strict):
         description="AWS region the sidecar signs requests for (protocol bedrock); default: "
         "the region in the URL's host (bedrock-runtime.REGION.amazonaws.com).",
     )
+    deployments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Azure OpenAI deployment names (or any model alias the upstream serves) "
+        "mapped to the model they serve: labels and prices a call whose response names no "
+        "model.",
+    )
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            close = difflib.get_close_matches(value, PROTOCOLS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"expected one of {', '.join(PROTOCOLS)}, got {value!r}{hint}")
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("expected a provider name such as groq, or no provider key")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -227,7 +273,7 @@ class SidecarConfig(Strict):
     upstreams: dict[str, UpstreamConfig] = Field(
         default_factory=dict,
         description="Providers by name; openai, anthropic and gemini always exist (public "
-        "URLs unless set here).",
+        "URLs unless set here); azure, vertex and ollama exist when given a URL.",
     )
     default_upstream: str = Field(
         default="openai", description="Where paths that no protocol or prefix claims go."
@@ -277,9 +323,8 @@ class SidecarConfig(Strict):
         upstreams = dict(data.get("upstreams") or {})
         for name, row in BUILTIN_UPSTREAMS.items():
             entry = upstreams.get(name)
-            if entry is None:
-                if row.url is not None:
-                    upstreams[name] = {"url": row.url, "protocol": row.protocol}
+            if entry is None and row.url is not None:
+                upstreams[name] = {"url": row.url, "protocol": row.protocol}
             elif isinstance(entry, dict) and "protocol" not in entry:
                 upstreams[name] = {**entry, "protocol": row.protocol}
         return {**data, "upstreams": upstreams}
@@ -326,11 +371,25 @@ class SidecarConfig(Strict):
             raise ConfigProblems(problems)
         return self
 
-    def protocol_upstream(self, protocol: str) -> str:
-        """The upstream that serves a protocol's standard paths."""
-        if protocol in self.upstreams and not self.upstreams[protocol].path_prefix:
+    def protocol_upstream(self, protocol: str) -> str | None:
+        """The upstream that serves a protocol's standard paths: the one named after it,
+        else the first other one speaking it, without a path prefix; None when there is none
+        (such calls are refused, never sent to another provider)."""
+        named = self.upstreams.get(protocol)
+        if named is not None and named.protocol == protocol and not named.path_prefix:
             return protocol
         for name, upstream in self.upstreams.items():
             if upstream.protocol == protocol and not upstream.path_prefix:
                 return name
-        return self.default_upstream
+        return None
+
+    def provider_of(self, name: str) -> str | None:
+        """The `gen_ai.provider.name` configured or built in for upstream `name` (None: the
+        protocol's own)."""
+        upstream = self.upstreams[name]
+        if upstream.provider is not None:
+            return upstream.provider
+        row = BUILTIN_UPSTREAMS.get(name)
+        if row is not None and row.protocol == upstream.protocol:
+            return row.provider
+        return None

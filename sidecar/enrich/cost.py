@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sidecar.config.enrich import CostConfig, ModelPriceOverride
@@ -22,12 +23,24 @@ from sidecar.record import CallRecord, RequestInfo
 
 log = logging.getLogger("sidecar.enrich.cost")
 
-# The sidecar's provider names → genai-prices provider ids.
-PROVIDER_IDS = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "gcp.gemini": "google",
-    "aws.bedrock": "aws",
+# The sidecar's provider names (`gen_ai.provider.name`) → genai-prices provider ids, tried
+# in order; a provider name that is itself a genai-prices id (`openrouter`, `together`, ...)
+# is looked up as it is.
+PROVIDER_IDS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "anthropic": ("anthropic",),
+    "gcp.gemini": ("google",),
+    # Azure OpenAI's prices are OpenAI's where genai-prices lists no Azure price.
+    "azure.ai.openai": ("azure", "openai"),
+    # Vertex AI serves Google's models and Anthropic's at their own providers' prices.
+    "gcp.vertex_ai": ("google", "anthropic"),
+    "groq": ("groq",),
+    "deepseek": ("deepseek",),
+    "mistral_ai": ("mistral",),
+    "x_ai": ("x-ai",),
+    "perplexity": ("perplexity",),
+    "cohere": ("cohere",),
+    "aws.bedrock": ("aws",),
 }
 # Bedrock's cross-region inference profiles prefix the model id with their geography.
 BEDROCK_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "in.", "us-gov.", "global.")
@@ -53,6 +66,8 @@ class TokenUsage:
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    # Audio input tokens (part of `input`): priced by genai-prices' own calculation.
+    audio_input: int = 0
 
     @classmethod
     def of(cls, record: CallRecord) -> TokenUsage | None:
@@ -65,6 +80,7 @@ class TokenUsage:
             cache_read=record.cache_read_tokens or 0,
             cache_write=record.cache_creation_tokens or 0,
             reasoning=record.reasoning_tokens or 0,
+            audio_input=record.input_audio_tokens or 0,
         )
 
     def genai_usage(self) -> Any:
@@ -77,6 +93,7 @@ class TokenUsage:
             cache_read_tokens=self.cache_read,
             cache_write_tokens=self.cache_write,
             output_reasoning_tokens=self.reasoning,
+            input_audio_tokens=self.audio_input,
         )
 
 
@@ -151,8 +168,8 @@ def _rate(price: Any, total_input: int) -> Decimal:
 class _Entry:
     """A cached model: its prices (or the library's price object) until `expires`."""
 
-    prices: TokenPrices | None
-    library_price: Any  # genai_prices ModelPrice, when its own calculation must be used
+    prices: TokenPrices | None  # when the sidecar's arithmetic agrees with genai-prices'
+    library_price: Any  # genai_prices ModelPrice (None: the model is unknown)
     expires: float
 
 
@@ -172,17 +189,15 @@ class PriceBook:
         for model in models:
             if model and model in self._overrides:
                 return self._overrides[model].cost(usage)
-        provider = PROVIDER_IDS.get(provider_name)
-        if provider is None:
-            return None
-        for model in models:
-            if not model:
-                continue
-            entry = self._entry(provider, model)
-            if entry.prices is not None:
-                return entry.prices.cost(usage)
-            if entry.library_price is not None:
-                return _library_cost(entry.library_price, usage)
+        for provider in provider_ids(provider_name):
+            for model in models:
+                if not model:
+                    continue
+                entry = self._entry(provider, model)
+                if entry.prices is not None and not usage.audio_input:
+                    return entry.prices.cost(usage)
+                if entry.library_price is not None:
+                    return _library_cost(entry.library_price, usage)
         return None
 
     def _entry(self, provider: str, model: str) -> _Entry:
@@ -194,6 +209,21 @@ class PriceBook:
                 self._cache.clear()
             entry = self._cache[key] = _resolve(provider, model, now + PRICE_TTL_S)
         return entry
+
+
+def provider_ids(provider_name: str) -> tuple[str, ...]:
+    """The genai-prices providers whose prices apply to calls of `provider_name`."""
+    known = PROVIDER_IDS.get(provider_name)
+    if known is not None:
+        return known
+    return (provider_name,) if provider_name in _library_provider_ids() else ()
+
+
+@cache
+def _library_provider_ids() -> frozenset[str]:
+    from genai_prices.data_snapshot import get_snapshot
+
+    return frozenset(provider.id for provider in get_snapshot().providers)
 
 
 def load_price_data() -> None:
@@ -214,7 +244,7 @@ def _resolve(provider: str, model: str, expires: float) -> _Entry:
     library_price = info.get_prices(datetime.now(tz=UTC))
     prices = _token_prices(library_price)
     if prices is not None and _agrees(prices, library_price):
-        return _Entry(prices, None, expires)
+        return _Entry(prices, library_price, expires)
     return _Entry(None, library_price, expires)
 
 

@@ -127,7 +127,7 @@ class Experiments:
                     decision.variant,
                 )
             call = CallArm(
-                route.protocol.provider_name,
+                route.upstream.provider or route.protocol.provider_name,
                 sent.info.request_model or "",
                 experiment_name,
                 variant,

@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from sidecar.forward.facts import kept_body, request_fingerprint
 from sidecar.forward.headers import downstream_response_headers
 from sidecar.forward.inject import Injected, inject_fields
+from sidecar.forward.misroute import MisrouteHints
 from sidecar.forward.requestid import REQUEST_ID_HEADER
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import Route
@@ -209,6 +210,7 @@ class Exchange:
         self._rng = random.Random()
         # Why upstreams could not be reached, logged (the outcome alone does not say).
         self._unreachable = UnreachableLog()
+        self._misroutes = MisrouteHints()
 
     def open(
         self,
@@ -282,7 +284,7 @@ class Exchange:
         return CallRecord(
             upstream=upstream.name,
             protocol=route.protocol.name,
-            provider_name=route.protocol.provider_name,
+            provider_name=upstream.provider or route.protocol.provider_name,
             method=call.method,
             path=route.path,
             server_address=upstream.host,
@@ -340,6 +342,8 @@ class Exchange:
                 record.http_status = response.status
                 if response.status >= 400:
                     record.outcome = UPSTREAM_ERROR
+                    if response.status == 404 and call.route.unclaimed:
+                        self._misroutes.not_found(call.route.path, record.upstream)
                 up_headers = response.headers
                 content_type = up_headers.get("Content-Type", "")
                 parser = protocol.response_parser(
@@ -391,6 +395,7 @@ class Exchange:
                 self._send_whole(downstream, response, call, record, parser, whole, waiting_since)
                 return
             parser.finish()
+            _model_of_deployment(record, call)
             if record.outcome == OK and not parser.complete:
                 record.outcome = STREAM_INTERRUPTED
             # The record is final once the last upstream bytes were forwarded: SDKs may close
@@ -443,6 +448,7 @@ class Exchange:
         record.upstream_wait += now - waited
         parser.feed(data, now)
         parser.finish()
+        _model_of_deployment(record, call)
         headers = downstream_response_headers(response.headers)
         headers[REQUEST_ID_HEADER] = record.request_id
         if response.status < 400:
@@ -475,6 +481,7 @@ class Exchange:
             response.close()
         if parser is not None:
             parser.finish()
+            _model_of_deployment(record, call)
         self._finish(record, outcome)
         if outcome == CLIENT_CANCELLED:
             return
@@ -490,6 +497,14 @@ class Exchange:
         record.outcome = outcome
         record.end = time.perf_counter()
         self._pipeline.submit(record)
+
+
+def _model_of_deployment(record: CallRecord, call: Call) -> None:
+    """A response that names no model gets the one the upstream's `deployments` map the
+    requested deployment to (Azure OpenAI deployments are named freely)."""
+    deployments = call.route.upstream.deployments
+    if deployments and record.response_model is None and record.request.request_model:
+        record.response_model = deployments.get(record.request.request_model)
 
 
 async def _send(

@@ -21,11 +21,12 @@ from sidecar.forward.inject import NOTHING
 from sidecar.forward.live import LiveRouting, Routing
 from sidecar.forward.requestid import RequestIds
 from sidecar.forward.retry import RetryPolicy
-from sidecar.forward.routing import Route, origin_path
+from sidecar.forward.routing import REFUSED_STATUS, Route, origin_path
 from sidecar.http1.listener import IncomingRequest, Responder
 from sidecar.pipeline import Needs
 from sidecar.protocols.decoding import decodable_encodings
 from sidecar.protocols.jsonfields import parse_json_body
+from sidecar.protocols.multipart import form_fields
 from sidecar.record import (
     CLIENT_CANCELLED,
     NO_OPTIONS,
@@ -66,6 +67,15 @@ class ShadowLauncher(Protocol):
         """Start the copies in the background."""
 
 
+def request_fields(request: IncomingRequest) -> Any:
+    """What a protocol classifies a request by: its JSON body, else the small text fields of a
+    multipart form (an audio transcription's `model`), else None."""
+    json = parse_json_body(request.body)
+    if json is not None or not request.body:
+        return json
+    return form_fields(request.body, request.headers.get("Content-Type", ""))
+
+
 class Proxy:
     """Forwards every request on the proxy listener through the exchange."""
 
@@ -103,11 +113,11 @@ class Proxy:
             self._own_endpoint(request, responder, path)
             return
         routing = self._routing.current
-        route = routing.router.route(path)
+        route = routing.router.route(path, request.headers, query)
         request_id = self._request_ids()
         self.in_flight += 1
         try:
-            if request.problem is not None:
+            if request.problem is not None or route.refusal is not None:
                 self._refuse(
                     request, responder, routing, route, query, received, start_unix_ns, request_id
                 )
@@ -138,10 +148,19 @@ class Proxy:
         start_unix_ns: int,
         request_id: str,
     ) -> None:
-        """The listener refused the body (too large, or not received in time): answer it."""
-        assert request.problem is not None
-        outcome, message = REJECTIONS[request.problem]
-        limit = routing.config.limits.max_request_body_bytes
+        """Answer a request without forwarding it: the listener refused its body (too large,
+        or not received in time), or the upstream its provider needs is not configured."""
+        info = RequestInfo()
+        if request.problem is not None:
+            status = request.problem
+            outcome, message = REJECTIONS[status]
+            message = message.format(limit=routing.config.limits.max_request_body_bytes)
+        else:
+            assert route.refusal is not None
+            status, outcome, message = REFUSED_STATUS, UPSTREAM_ERROR, route.refusal
+            info = route.protocol.classify(
+                request.method, route.path, query, request_fields(request)
+            )
         call = Call(
             request.method,
             route,
@@ -149,19 +168,12 @@ class Proxy:
             CIMultiDict(),
             b"",
             None,
-            RequestInfo(),
+            info,
             NO_OPTIONS,
             NOTHING,
         )
         self._exchange.refuse(
-            call,
-            received,
-            start_unix_ns,
-            request_id,
-            responder,
-            request.problem,
-            outcome,
-            message.format(limit=limit),
+            call, received, start_unix_ns, request_id, responder, status, outcome, message
         )
 
     async def _forward(
@@ -178,7 +190,10 @@ class Proxy:
         method = request.method
         body = request.body
         json = parse_json_body(body)
-        info = route.protocol.classify(method, route.path, query, json)
+        fields = json
+        if json is None and body:
+            fields = form_fields(body, request.headers.get("Content-Type", ""))
+        info = route.protocol.classify(method, route.path, query, fields)
         outbound = Outbound(method, route, query, body, json, info)
         headers = upstream_request_headers(request.headers, self._encodings)
         idempotency_key = headers.get("Idempotency-Key")

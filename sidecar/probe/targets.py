@@ -14,6 +14,7 @@ KEY_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
     "anthropic": ("ANTHROPIC_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "azure": ("AZURE_OPENAI_API_KEY",),
 }
 
 
@@ -123,6 +124,6 @@ def _upstream_for(name: str, upstreams: Mapping[str, Upstream]) -> str | None:
 
 
 def _key_variables(name: str) -> tuple[str, ...]:
-    if name in PROTOCOLS:
+    if name in KEY_VARIABLES:
         return KEY_VARIABLES[name]
     return (name.upper().replace("-", "_") + "_API_KEY",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -63,6 +64,11 @@ class AnthropicProtocol(WireProtocol):
         if is_event_stream(content_type):
             return MessagesStreamParser(record, content_encoding)
         return MessagesBodyParser(record, content_encoding)
+
+    def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
+        """Anthropic's clients send `anthropic-version` beside their key on every call (the
+        key header itself, `x-api-key` or `Authorization`, is one other APIs use too)."""
+        return "anthropic-version" in headers
 
     def error_body(self, status: int, message: str) -> bytes:
         kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")

@@ -8,6 +8,7 @@ request and response shape for every model; InvokeModel's bodies are the model f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -86,6 +87,10 @@ class BedrockProtocol(WireProtocol):
         if stream:
             return InvokeStreamParser(record, content_encoding)
         return InvokeBodyParser(record, content_encoding)
+
+    def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
+        # A SigV4 signature is AWS's alone: such a request never goes to another provider.
+        return headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256")
 
     def error_body(self, status: int, message: str) -> bytes:
         code = _ERROR_CODES.get(

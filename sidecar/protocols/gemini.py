@@ -1,8 +1,9 @@
-"""Google's Gemini API (`/v1beta/models/{model}:{method}`): requests, bodies, streams, errors."""
+"""The Gemini API (`/{v1|v1beta}/models/{model}:{method}`): requests, bodies, streams, errors."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +29,7 @@ from sidecar.protocols.parsers import (
 from sidecar.record import CallRecord, RequestInfo
 
 _PREFIXES = ("/v1beta/", "/v1alpha/", "/upload/v1beta/")
-_OPERATIONS = {
+OPERATIONS = {
     "generateContent": "generate_content",
     "streamGenerateContent": "generate_content",
     "embedContent": "embeddings",
@@ -42,6 +43,7 @@ _OUTPUT = re.compile(
 # Events worth decoding after the first: a finish reason, a blocked prompt, an error.
 _FACTS = re.compile(rb'"(?:finishReason|blockReason|error)"\s*:')
 _USAGE = b'"usageMetadata"'
+_QUERY_KEY = re.compile(r"(?:^|&)key=AIza")
 _ARRAY_SEPARATOR = b"\n,"
 
 # error.status of the errors the sidecar itself answers with.
@@ -74,11 +76,11 @@ class GeminiProtocol(WireProtocol):
         info = RequestInfo()
         model, call = gemini_call(path)
         info.request_model = model
-        if method.upper() == "POST" and call in _OPERATIONS:
-            info.operation = _OPERATIONS[call]
+        if method.upper() == "POST" and call in OPERATIONS:
+            info.operation = OPERATIONS[call]
             info.stream = call == "streamGenerateContent"
         if isinstance(body, dict):
-            _read_generation_config(info, body)
+            read_generation_config(info, body)
         return info
 
     def response_parser(
@@ -89,6 +91,10 @@ class GeminiProtocol(WireProtocol):
         if is_event_stream(content_type):
             return GeminiStreamParser(record, content_encoding)
         return GeminiBodyParser(record, content_encoding)
+
+    def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
+        """An API key in `x-goog-api-key` or `?key=` (Google API keys begin `AIza`)."""
+        return "x-goog-api-key" in headers or _QUERY_KEY.search(query) is not None
 
     def error_body(self, status: int, message: str) -> bytes:
         kind = _ERROR_STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
@@ -106,7 +112,7 @@ def gemini_call(path: str) -> tuple[str | None, str]:
     return (model or None), method
 
 
-def _read_generation_config(info: RequestInfo, body: dict[str, Any]) -> None:
+def read_generation_config(info: RequestInfo, body: dict[str, Any]) -> None:
     """Sampling parameters from `generationConfig` (camelCase or snake_case)."""
     config = body.get("generationConfig", body.get("generation_config"))
     if not isinstance(config, dict):

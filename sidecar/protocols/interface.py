@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 from sidecar.protocols.parsers import ResponseParser
@@ -35,6 +36,11 @@ class WireProtocol(ABC):
     @abstractmethod
     def error_body(self, status: int, message: str) -> bytes:
         """A JSON error body in this provider's own error shape."""
+
+    def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
+        """Whether a request carries a credential only this provider uses (e.g. Azure's
+        `api-key` header): such a request must never go to another provider."""
+        return False
 
     def inject_stream_usage(self, info: RequestInfo, body: Any, raw_body: bytes) -> bytes | None:
         """A body asking upstream to report usage on a stream, or None when not needed;

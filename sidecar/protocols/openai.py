@@ -25,14 +25,14 @@ from sidecar.record import CallRecord, RequestInfo
 
 # The last path segments that name an endpoint, with or without an upstream prefix.
 _ENDPOINT = re.compile(r"/v1/(chat/completions|completions|embeddings|responses)/?$")
-_OPERATIONS = {
+OPERATIONS = {
     "chat/completions": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
     "responses": "chat",
 }
-# openai.api.type of the endpoints that have one.
-_API_TYPES = {"chat/completions": "chat_completions", "responses": "responses"}
+# `openai.api.type` of the endpoints the conventions name.
+API_TYPES = {"chat/completions": "chat_completions", "responses": "responses"}
 # response_format / text.format types, as gen_ai.output.type.
 _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 _STANDARD_PATHS = frozenset(
@@ -66,11 +66,12 @@ class OpenAIProtocol(WireProtocol):
         endpoint = openai_endpoint(path)
         if isinstance(body, dict):
             read_request_params(info, body)
-            info.logprobs = _asks_for_logprobs(body)
+            info.logprobs = asks_for_logprobs(body)
             _read_openai_params(info, body)
-        if endpoint is not None and method.upper() == "POST":
-            info.operation = _OPERATIONS[endpoint]
-            info.api_type = _API_TYPES.get(endpoint)
+        if endpoint is not None:
+            info.api_type = API_TYPES.get(endpoint)
+            if method.upper() == "POST":
+                info.operation = OPERATIONS[endpoint]
         return info
 
     def response_parser(
@@ -78,7 +79,7 @@ class OpenAIProtocol(WireProtocol):
     ) -> ResponseParser:
         if record.http_status is not None and record.http_status >= 400:
             return ErrorParser(record, content_encoding, openai_error_type)
-        responses = openai_endpoint(record.path) == "responses"
+        responses = record.request.api_type == "responses"
         if is_event_stream(content_type):
             if responses:
                 return ResponsesStreamParser(record, content_encoding)
@@ -159,7 +160,7 @@ def _read_openai_params(info: RequestInfo, body: dict[str, Any]) -> None:
     info.dimensions = as_int(body.get("dimensions"))
 
 
-def _asks_for_logprobs(body: dict[str, Any]) -> bool:
+def asks_for_logprobs(body: dict[str, Any]) -> bool:
     """Whether a chat, completions or Responses request asks for token logprobs."""
     logprobs = body.get("logprobs")
     if logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool)):

@@ -57,8 +57,14 @@ def openai_error_type(body: Any) -> str | None:
 
 
 def apply_chat_usage(record: CallRecord, usage: Any) -> None:
-    """Write a chat/completions/embeddings `usage` object (embeddings have no output)."""
+    """Write a chat/completions/embeddings `usage` object (embeddings have no output), or an
+    audio transcription's token usage (`"type": "tokens"`)."""
     if not isinstance(usage, dict):
+        return
+    if usage.get("type") == "tokens" and "prompt_tokens" not in usage:
+        record.input_tokens = as_int(usage.get("input_tokens"))
+        record.output_tokens = as_int(usage.get("output_tokens"))
+        record.input_audio_tokens = as_int(dig(usage, "input_token_details", "audio_tokens"))
         return
     record.input_tokens = as_int(usage.get("prompt_tokens"))
     if record.request.operation != "embeddings":

@@ -7,19 +7,26 @@ from functools import cache
 from types import MappingProxyType
 
 from sidecar.protocols.anthropic import AnthropicProtocol
+from sidecar.protocols.azure import AzureProtocol
 from sidecar.protocols.bedrock import BedrockProtocol
 from sidecar.protocols.gemini import GeminiProtocol
 from sidecar.protocols.interface import WireProtocol
+from sidecar.protocols.ollama import OllamaProtocol
 from sidecar.protocols.openai import OpenAIProtocol
+from sidecar.protocols.vertex import VertexProtocol
 
 
 @cache
 def default_protocols() -> Mapping[str, WireProtocol]:
-    """The protocols by name, built once (they hold no per-call state)."""
+    """Every protocol by name, built once (they hold no per-call state). Each claims its
+    own paths: no two claim the same one."""
     protocols: tuple[WireProtocol, ...] = (
         OpenAIProtocol(),
         AnthropicProtocol(),
         GeminiProtocol(),
+        AzureProtocol(),
+        VertexProtocol(),
+        OllamaProtocol(),
         BedrockProtocol(),
     )
     return MappingProxyType({protocol.name: protocol for protocol in protocols})
@@ -34,8 +41,8 @@ def protocol_for_path(path: str) -> WireProtocol | None:
 
 
 def protocol_named(name: str) -> WireProtocol:
-    """The protocol called `name` (`openai`, `anthropic`, `gemini`, `bedrock`); KeyError
-    otherwise."""
+    """The protocol called `name` (`openai`, `anthropic`, `gemini`, `azure`, `vertex`,
+    `ollama`, `bedrock`, ...); KeyError otherwise."""
     try:
         return default_protocols()[name]
     except KeyError:

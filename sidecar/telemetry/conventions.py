@@ -78,7 +78,13 @@ def _labels(*rows: tuple[str, str, str]) -> dict[str, Label]:
 LABELS = _labels(
     ("gen_ai_operation_name", "gen_ai.operation.name",
      "`chat`, `text_completion`, `embeddings`, `generate_content`, `other`"),
-    ("gen_ai_provider_name", "gen_ai.provider.name", "`openai`, `anthropic`, `gcp.gemini`"),
+    (
+        "gen_ai_provider_name",
+        "gen_ai.provider.name",
+        "`openai`, `anthropic`, `gcp.gemini`, `azure.ai.openai`, `gcp.vertex_ai`, `ollama`, "
+        "`aws.bedrock`, or an upstream's configured `provider` (e.g. `groq`, `deepseek`, "
+        "`mistral_ai`, `x_ai`, `perplexity`)",
+    ),
     ("gen_ai_request_model", "gen_ai.request.model",
      "model the app asked for; empty when none; `other` past the cap"),
     ("gen_ai_response_model", "gen_ai.response.model",

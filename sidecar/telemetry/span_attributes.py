@@ -49,7 +49,8 @@ def span_attributes(
     """The semconv and `model_sidecar.*` attributes of a call; unknown values are left out."""
     request = record.request
     top_k = request.top_k
-    openai = record.provider_name == "openai"
+    # The openai.* attributes belong to OpenAI's API, which Azure OpenAI serves too.
+    openai = record.provider_name in ("openai", "azure.ai.openai")
     tier = request.service_tier if openai and request.service_tier != "auto" else None
     pairs: tuple[tuple[str, AttributeValue | None], ...] = (
         ("gen_ai.operation.name", request.operation),

@@ -28,7 +28,12 @@ DEMO_TARGETS = (
     ModelTarget("openai", "gpt-4o-mini", 5.0),  # fast, cheap: the experiment's control
     ModelTarget("anthropic", "claude-sonnet-4", 2.0),  # slower, pricier, steady
     ModelTarget("openai", "gpt-4o", 2.0),  # not repeatable at temperature 0
+    ModelTarget("azure", "prod-gpt4o", 1.5),  # an Azure OpenAI deployment serving gpt-4o
+    ModelTarget("vertex", "gemini-2.5-flash", 1.5),  # Gemini on Vertex AI (with thinking)
+    ModelTarget("ollama", "llama3.2", 1.5),  # a small local model: slow, free
 )
+# The built-in upstreams the demo's targets need, all at the simulator.
+DEMO_UPSTREAMS = ("openai", "anthropic", "gemini", "azure", "vertex", "ollama")
 # A split experiment: 30 % of the gpt-4o-mini calls go to the flaky gpt-4.1-nano (429s,
 # errors, unsure answers) until the stop-loss sees its error ratio and rolls it back.
 DEMO_EXPERIMENT = {
@@ -110,7 +115,7 @@ async def run_demo(options: DemoOptions) -> int:
         {
             "listen": free_or_fallback(DEFAULT_PROXY, console),
             "admin_listen": free_or_fallback(DEFAULT_ADMIN, console),
-            "upstreams": {name: {"url": sim_url} for name in ("openai", "anthropic", "gemini")},
+            "upstreams": {name: {"url": sim_url} for name in DEMO_UPSTREAMS},
             "experiments": [DEMO_EXPERIMENT],
         }
     )
@@ -121,7 +126,8 @@ async def run_demo(options: DemoOptions) -> int:
         f"Simulated providers at {sim_url} (no network, no keys). The sidecar listens at "
         f"{sidecar.proxy_url}; its metrics are at {metrics_url}.\n"
         f"Sending {options.rps:g} calls/s for {options.duration:g} s through the official "
-        "openai and anthropic SDKs (Gemini over HTTP), streaming and not."
+        "openai (incl. Azure OpenAI) and anthropic SDKs (Gemini, Vertex AI and Ollama over "
+        "HTTP), streaming and not."
     )
     traffic = TrafficGenerator(sidecar.proxy_url, DEMO_TARGETS, rng=random.Random(7))
     run = asyncio.create_task(traffic.run(options.duration, options.rps))

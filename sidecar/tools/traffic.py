@@ -1,4 +1,5 @@
-"""Traffic that calls models through a sidecar with the official SDKs (Gemini over HTTP)."""
+"""Traffic that calls models through a sidecar with the official SDKs (openai, incl. Azure
+OpenAI, and anthropic); Gemini, Vertex AI and Ollama over HTTP in their own wire formats."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any
 import aiohttp
 
 PLACEHOLDER_KEY = "sk-demo-not-a-real-key"
-PROTOCOLS = ("openai", "anthropic", "gemini")
+PROTOCOLS = ("openai", "anthropic", "gemini", "azure", "vertex", "ollama")
 # Anthropic requires max_tokens; used when a call does not set one.
 ANTHROPIC_DEFAULT_MAX_TOKENS = 256
+AZURE_API_VERSION = "2024-10-21"
+# The Vertex AI project and regions the traffic names in its paths.
+VERTEX_PREFIX = "/v1/projects/demo/locations/{region}/publishers/{publisher}/models/"
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 PROMPTS = (
     "Summarise the incident report in two sentences.",
@@ -29,7 +34,7 @@ PROMPTS = (
 class ModelTarget:
     """A model to call, the wire protocol to call it with, and the sidecar path it lives under."""
 
-    protocol: str  # openai, anthropic or gemini
+    protocol: str  # one of PROTOCOLS; for azure the model is the deployment name
     model: str
     weight: float = 1.0
     # A named upstream's path prefix on the sidecar (e.g. "/vllm"); "" for the protocol's own.
@@ -40,9 +45,7 @@ class ModelTarget:
         """`openai:gpt-4o-mini` → ModelTarget('openai', 'gpt-4o-mini')."""
         protocol, sep, model = text.partition(":")
         if not sep or protocol not in PROTOCOLS or not model:
-            raise ValueError(
-                f"expected PROTOCOL:MODEL with openai, anthropic or gemini, got {text!r}"
-            )
+            raise ValueError(f"expected PROTOCOL:MODEL with {', '.join(PROTOCOLS)}, got {text!r}")
         return cls(protocol, model)
 
 
@@ -65,7 +68,8 @@ class CallSpec:
 
 @dataclass
 class SDKCaller:
-    """Sends CallSpecs through one sidecar base URL with the official SDKs (Gemini over HTTP).
+    """Sends CallSpecs through one sidecar base URL with the official SDKs (Gemini, Vertex AI
+    and Ollama over HTTP).
 
     Clients are made per protocol, path prefix and API key on first use and reused.
     """
@@ -87,16 +91,20 @@ class SDKCaller:
     async def send(self, spec: CallSpec, api_key: str = PLACEHOLDER_KEY) -> None:
         """Make the call, reading a stream to its end; raises one of `errors()` on failure."""
         protocol = spec.target.protocol
-        if protocol == "openai":
+        if protocol in ("openai", "azure"):
             await self._call_openai(spec, api_key)
         elif protocol == "anthropic":
             await self._call_anthropic(spec, api_key)
+        elif protocol == "vertex":
+            await self._call_vertex(spec, api_key)
+        elif protocol == "ollama":
+            await self._call_ollama(spec)
         else:
             await self._call_gemini(spec, api_key)
 
     def prepare(self, target: ModelTarget, api_key: str = PLACEHOLDER_KEY) -> None:
         """Make the client for `target` now (SDK imports take seconds and block the loop)."""
-        if target.protocol == "gemini":
+        if target.protocol in ("gemini", "vertex", "ollama"):
             if self._http is None:
                 self._http = aiohttp.ClientSession()
         else:
@@ -123,6 +131,12 @@ class SDKCaller:
                 import openai
 
                 self._clients[key] = openai.AsyncOpenAI(base_url=f"{base}/v1", **options)
+            elif target.protocol == "azure":
+                import openai
+
+                self._clients[key] = openai.AsyncAzureOpenAI(
+                    azure_endpoint=base, api_version=AZURE_API_VERSION, **options
+                )
             else:
                 import anthropic
 
@@ -174,37 +188,86 @@ class SDKCaller:
             )
 
     async def _call_gemini(self, spec: CallSpec, api_key: str) -> None:
-        body: dict[str, Any] = {
-            "contents": [
-                {
-                    "role": "model" if m["role"] == "assistant" else "user",
-                    "parts": [{"text": m["content"]}],
-                }
-                for m in spec.messages
-                if m["role"] != "system"
-            ]
-        }
-        system = [{"text": m["content"]} for m in spec.messages if m["role"] == "system"]
-        if system:
-            body["systemInstruction"] = {"parts": system}
-        generation: dict[str, Any] = {}
-        if spec.temperature is not None:
-            generation["temperature"] = spec.temperature
-        if spec.max_tokens is not None:
-            generation["maxOutputTokens"] = spec.max_tokens
-        if generation:
-            body["generationConfig"] = generation
         method = "streamGenerateContent?alt=sse" if spec.stream else "generateContent"
         url = f"{self.base_url}{spec.target.path_prefix}/v1beta/models/{spec.target.model}:{method}"
-        headers = {"x-goog-api-key": api_key, **self.headers}
+        await self._post(url, _gemini_body(spec), {"x-goog-api-key": api_key})
+
+    async def _call_vertex(self, spec: CallSpec, api_key: str) -> None:
+        """Claude models in Anthropic's format by rawPredict, the others in Gemini's."""
+        target = spec.target
+        base = self.base_url + target.path_prefix
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if not target.model.startswith("claude"):
+            prefix = VERTEX_PREFIX.format(region="us-central1", publisher="google")
+            method = "streamGenerateContent?alt=sse" if spec.stream else "generateContent"
+            await self._post(f"{base}{prefix}{target.model}:{method}", _gemini_body(spec), headers)
+            return
+        body: dict[str, Any] = {
+            "anthropic_version": VERTEX_ANTHROPIC_VERSION,
+            "max_tokens": spec.max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS,
+            "messages": [dict(m) for m in spec.messages if m["role"] != "system"],
+            "stream": spec.stream,
+        }
+        system = [m["content"] for m in spec.messages if m["role"] == "system"]
+        if system:
+            body["system"] = "\n\n".join(system)
+        if spec.temperature is not None:
+            body["temperature"] = spec.temperature
+        prefix = VERTEX_PREFIX.format(region="us-east5", publisher="anthropic")
+        method = "streamRawPredict" if spec.stream else "rawPredict"
+        await self._post(f"{base}{prefix}{target.model}:{method}", body, headers)
+
+    async def _call_ollama(self, spec: CallSpec) -> None:
+        """Ollama's native chat (an NDJSON stream, or one JSON body); Ollama takes no key."""
+        options: dict[str, Any] = {}
+        if spec.temperature is not None:
+            options["temperature"] = spec.temperature
+        if spec.max_tokens is not None:
+            options["num_predict"] = spec.max_tokens
+        body: dict[str, Any] = {
+            "model": spec.target.model,
+            "messages": [dict(m) for m in spec.messages],
+            "stream": spec.stream,
+        }
+        if options:
+            body["options"] = options
+        await self._post(f"{self.base_url}{spec.target.path_prefix}/api/chat", body, {})
+
+    async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+        """POST `body` and read the answer to its end; raise on an error status."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        async with self._http.post(url, json=body, headers=headers) as response:
+        async with self._http.post(url, json=body, headers={**headers, **self.headers}) as response:
             text = await response.text()
             if response.status >= 400:
                 raise aiohttp.ClientResponseError(
                     response.request_info, (), status=response.status, message=text[:300]
                 )
+
+
+def _gemini_body(spec: CallSpec) -> dict[str, Any]:
+    """A generateContent body (Gemini API and Vertex AI alike)."""
+    body: dict[str, Any] = {
+        "contents": [
+            {
+                "role": "model" if m["role"] == "assistant" else "user",
+                "parts": [{"text": m["content"]}],
+            }
+            for m in spec.messages
+            if m["role"] != "system"
+        ]
+    }
+    system = [{"text": m["content"]} for m in spec.messages if m["role"] == "system"]
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    generation: dict[str, Any] = {}
+    if spec.temperature is not None:
+        generation["temperature"] = spec.temperature
+    if spec.max_tokens is not None:
+        generation["maxOutputTokens"] = spec.max_tokens
+    if generation:
+        body["generationConfig"] = generation
+    return body
 
 
 @dataclass

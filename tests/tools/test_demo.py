@@ -65,12 +65,17 @@ def test_demo_prints_plausible_numbers_per_model_and_leaves_nothing_behind() -> 
     assert result.returncode == 0, result.stderr
     rows = table(result.stdout)
     assert set(rows) >= {"gemini-2.0-flash", "gpt-4o-mini", "claude-sonnet-4", "gpt-4.1-nano"}
+    # An Azure deployment, a Vertex AI model and an Ollama model take part too.
+    assert set(rows) >= {"prod-gpt4o", "gemini-2.5-flash", "llama3.2"}
     assert all(number(row["calls"]) > 0 for row in rows.values())
     flash, sonnet, flaky = rows["gemini-2.0-flash"], rows["claude-sonnet-4"], rows["gpt-4.1-nano"]
     assert number(flash["p50 ms"]) < number(sonnet["p50 ms"])
     assert number(flaky["error %"]) > 0
     assert number(flash["error %"]) == 0
     assert number(sonnet["$ per 10k"]) > 10 * number(flash["$ per 10k"]) > 0
+    # Azure prices the deployment by the model its answers name; a local model costs nothing.
+    assert number(rows["prod-gpt4o"]["$ per 10k"]) > 0
+    assert number(rows["llama3.2"]["error %"]) == 0
     # The split experiment: the flaky candidate is rolled back by the stop-loss.
     assert flaky["variant"] == "candidate" and rows["gpt-4o-mini"]["variant"] == "control"
     assert "experiment mini-vs-nano (split): weights now control 100%" in result.stdout
