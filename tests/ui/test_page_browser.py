@@ -226,7 +226,7 @@ async def choose_window_with_keyboard(page: Any, label: str) -> None:
         focused = await page.evaluate("document.activeElement.textContent")
         if focused == label:
             await page.keyboard.press("Enter")
-            pressed = page.locator(f'button[data-window][aria-pressed="true"]')
+            pressed = page.locator('button[data-window][aria-pressed="true"]')
             assert await pressed.inner_text() == label
             return
     raise AssertionError(f"{label!r} cannot be reached with Tab")
@@ -234,7 +234,7 @@ async def choose_window_with_keyboard(page: Any, label: str) -> None:
 
 async def check_controls(page: Any) -> None:
     """No control action without a token; a wrong one is refused; the right one resumes."""
-    resume = page.locator(f'button[data-action="resume"]')
+    resume = page.locator('button[data-action="resume"]')
     assert await resume.is_disabled()
     await page.fill("#token", "not-the-token")
     assert await resume.is_enabled()
