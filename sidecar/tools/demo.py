@@ -124,14 +124,11 @@ async def run_demo(options: DemoOptions) -> int:
     metrics_url = f"{sidecar.admin_url}/metrics"
     page_url = f"{sidecar.admin_url}/"
     # The page first: it is what a new user opens (nothing else to install).
+    console.print(f"[bold]Open {page_url} in a browser[/bold]: the models compared, live.")
     console.print(
-        f"[bold]Open {page_url} in a browser[/bold] to watch the models compared live "
-        "and the stop-loss act"
-        + (
-            "; it stays up after the traffic until Ctrl-C."
-            if options.keep_running
-            else " (--keep-running keeps it up after the traffic)."
-        )
+        "It shows the stop-loss act too, and stays up after the traffic with --keep-running."
+        if not options.keep_running
+        else "It stays up after the traffic until Ctrl-C (--keep-running)."
     )
     console.print(
         f"Simulated providers at {sim_url} (no network, no keys). The sidecar listens at "
