@@ -214,3 +214,13 @@ async def test_stop_loss_gates_show_each_limit_against_its_value_now(
     gates = await gates_of(sidecar)
     assert {g["state"] for g in gates} == {"rolled back"}, gates
     assert gates[1]["value"] > 0.2
+
+
+def test_the_page_s_files_ship_in_the_wheel() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    shipped = set(pyproject["tool"]["setuptools"]["package-data"]["sidecar.ui"])
+    files = {path.name for path in (root / "sidecar" / "ui").iterdir() if path.suffix != ".py"}
+    assert shipped == files - {"__pycache__"}
