@@ -23,7 +23,7 @@ from sidecar.tools.report import (
     aggregate,
     comparison_values,
 )
-from sidecar.ui.history import HOURLY_SPAN_SECONDS, History, Ring
+from sidecar.ui.history import HOURLY_SPAN_SECONDS, HOURLY_STEP_SECONDS, History, Ring
 from sidecar.ui.series import Reading, as_samples, delta
 
 START = "start"
@@ -181,8 +181,8 @@ class Summary:
             )
         return {
             "span_seconds": span,
-            "step_seconds": self.history.interval if ring is recent else 60.0,
-            "point_covers_seconds": rolling if ring is recent else 60.0,
+            "step_seconds": self.history.interval if ring is recent else HOURLY_STEP_SECONDS,
+            "point_covers_seconds": rolling if ring is recent else HOURLY_STEP_SECONDS,
             "times_unix": [r.at_unix for r in shown],
             "series": series,
         }

@@ -18,7 +18,7 @@ from sidecar.app import Sidecar
 from sidecar.simulate.profiles import ModelProfile
 from sidecar.ui.history import History, ring_sizes
 from sidecar.ui.series import delta
-from sidecar.ui.summary import START, WindowError, baseline, parse_window
+from sidecar.ui.summary import START, Summary, WindowError, baseline, parse_window
 from tests.helpers.experiments import (
     CANDIDATE_MODEL,
     CONTROL_MODEL,
@@ -224,3 +224,23 @@ def test_the_page_s_files_ship_in_the_wheel() -> None:
     shipped = set(pyproject["tool"]["setuptools"]["package-data"]["sidecar.ui"])
     files = {path.name for path in (root / "sidecar" / "ui").iterdir() if path.suffix != ".py"}
     assert shipped == files - {"__pycache__"}
+
+
+def test_charts_use_the_recent_ring_then_one_point_a_minute() -> None:
+    made, clock, value = history()
+    summary = Summary(made)
+    for _ in range(60):  # five minutes, one call a reading
+        made.take()
+        value[0] += 1
+        clock.now += 5.0
+    charts = summary.compute(parse_window("5m"))["charts"]
+    assert (charts["step_seconds"], charts["point_covers_seconds"]) == (5.0, 30.0)
+    (series,) = charts["series"]
+    assert series["model"] == "m" and series["calls"][-1] == 6  # the 30 s before the point
+    for _ in range(400):  # past the recent ring's ten minutes
+        made.take()
+        value[0] += 1
+        clock.now += 5.0
+    charts = summary.compute(parse_window("1h"))["charts"]
+    assert (charts["step_seconds"], charts["point_covers_seconds"]) == (60.0, 60.0)
+    assert charts["series"][0]["calls"][-1] == 12 and len(charts["times_unix"]) <= 61
