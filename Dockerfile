@@ -21,7 +21,8 @@ ENV PATH=/opt/model-sidecar/bin:$PATH \
     PYTHONUNBUFFERED=1
 USER 10001:10001
 # 8788: the proxy (127.0.0.1 only: the app shares the pod's network namespace).
-# 9788: the admin listener (/metrics /healthz /readyz /status), bound to 0.0.0.0 below.
+# 9788: the admin listener (/metrics /healthz /readyz /status, the comparison page at /; its
+# page.html/.css/.js ship in the wheel as package data), bound to 0.0.0.0 below.
 EXPOSE 8788 9788
 ENTRYPOINT ["model-sidecar"]
 CMD ["serve", "--admin-listen", "0.0.0.0:9788"]

@@ -46,6 +46,7 @@ from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
 from sidecar.telemetry.sampling import SpanSampling
 from sidecar.telemetry.tracing import build_tracing_sink
+from sidecar.ui.service import ComparisonPage
 
 log = logging.getLogger("sidecar.app")
 
@@ -164,12 +165,21 @@ class Sidecar:
             max_body_bytes=limits.max_request_body_bytes,
             client_timeout=limits.client_read_timeout_seconds,
         )
+        # The comparison page (`GET /` of the admin listener) and its history of the metrics.
+        self.page = (
+            ComparisonPage(
+                self.metrics, self.experiments, self.status, config.ui.snapshot_interval_seconds
+            )
+            if config.ui.enabled
+            else None
+        )
         self.admin = AdminListener(
             metrics=self.metrics.render,
             draining=lambda: self.draining,
             status=self.status,
             experiments=self.experiments,
             token=self.admin_token.current,
+            page=self.page,
         )
         self._background: set[asyncio.Task[None]] = set()
         self.draining = False
@@ -190,7 +200,7 @@ class Sidecar:
 
     @property
     def admin_url(self) -> str:
-        """The admin listener: /metrics, /healthz, /readyz, /status."""
+        """The admin listener: /metrics, /healthz, /readyz, /status, the page at /."""
         addresses = self.admin.addresses
         assert addresses, "Sidecar.start() has not run"
         return _bound_url(addresses[0])
@@ -214,6 +224,8 @@ class Sidecar:
             await self._proxy_server.shutdown(0)
             await self.pipeline.close()
             raise ListenError("admin", "--admin-listen", config.admin_listen, exc) from exc
+        if self.page is not None:
+            self.page.start()
         if not self.admin_token.configured and not (host == "localhost" or is_loopback(host)):
             log.warning(
                 "the admin listener %s is not on loopback and no admin token is set: control "
@@ -360,6 +372,8 @@ class Sidecar:
             # The final totals, after the last calls went through the pipeline.
             await asyncio.get_running_loop().run_in_executor(None, self.otlp_metrics.close)
         await self.admin.stop()
+        if self.page is not None:
+            await self.page.stop()
         log.info(
             "stopped after %.1f s of draining%s",
             time.monotonic() - started,

@@ -302,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rps", type=positive_number, default=20.0, help="calls per second (20)")
     demo.add_argument(
-        "--keep-running", action="store_true", help="keep serving /metrics after the traffic"
+        "--keep-running",
+        action="store_true",
+        help="keep serving the page and /metrics after the traffic",
     )
     demo.add_argument("--no-live", action="store_true", help="plain output, no live table")
     demo.set_defaults(func=cmd_demo)

@@ -28,7 +28,9 @@ from sidecar.logs import LogThrottle
 log = logging.getLogger("sidecar.admin.auth")
 
 # GET/HEAD of these paths is open to any peer (Prometheus, the kubelet's probes, humans).
-READ_ONLY_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/status"})
+# `/` and `/api/summary` are the comparison page (sidecar/ui/): it shows what /metrics and
+# /status show, and its control buttons call the control endpoints with the token typed in.
+READ_ONLY_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/status", "/", "/api/summary"})
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 REALM = "model-sidecar admin"
 NO_TOKEN_MESSAGE = (

@@ -1,4 +1,5 @@
-"""The admin listener: /metrics, /healthz, /readyz, /status, and the control endpoints.
+"""The admin listener: /metrics, /healthz, /readyz, /status, the comparison page (`/`,
+`/api/summary`, sidecar/ui/), and the control endpoints.
 
 It reads the running sidecar only through the callables it is given, so it holds no state of
 its own and never reaches into the parts it reports on. Every request passes `ControlAuth`
@@ -14,6 +15,8 @@ from aiohttp import web
 
 from sidecar.admin.auth import ControlAuth
 from sidecar.experiments.runtime import Experiments
+from sidecar.ui.service import ComparisonPage
+from sidecar.ui.summary import WindowError
 
 
 class AdminListener:
@@ -27,12 +30,14 @@ class AdminListener:
         status: Callable[[], dict[str, Any]],
         experiments: Experiments,
         token: Callable[[], str | None],
+        page: ComparisonPage | None = None,
     ) -> None:
         self._auth = ControlAuth(token)
         self._render_metrics = metrics
         self._draining = draining
         self._status_of = status
         self._experiments = experiments
+        self._page = page
         self._runner: web.AppRunner | None = None
 
     @property
@@ -63,6 +68,9 @@ class AdminListener:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status)
         app.router.add_post("/experiments/{name}/resume", self._resume)
+        if self._page is not None:
+            app.router.add_get("/", self._index)
+            app.router.add_get("/api/summary", self._summary)
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -81,6 +89,21 @@ class AdminListener:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self._status_of())
+
+    async def _index(self, request: web.Request) -> web.Response:
+        assert self._page is not None
+        page = self._page.page
+        return web.Response(body=page.body, headers=page.headers)
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        assert self._page is not None
+        try:
+            document = await self._page.document(request.query.get("window"))
+        except WindowError as exc:
+            return web.json_response({"error": {"message": str(exc)}}, status=400)
+        response = web.json_response(document)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     async def _resume(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -154,6 +154,9 @@ audit:
   backups: 3
   redact: ['sk-[A-Za-z0-9_-]+']
   max_chars: 16384
+ui:                                     # the comparison page at the admin listener's /
+  enabled: true
+  snapshot_interval_seconds: 5
 """
 
 

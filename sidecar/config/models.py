@@ -22,6 +22,7 @@ from sidecar.config.experiments import (
 )
 from sidecar.config.retry import RetryConfig
 from sidecar.config.strict import Strict
+from sidecar.config.ui import UiConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +307,9 @@ class SidecarConfig(Strict):
     )
     audit: AuditConfig = Field(
         default_factory=AuditConfig, description="Opt-in sample of calls for human audits."
+    )
+    ui: UiConfig = Field(
+        default_factory=UiConfig, description="The live comparison page on the admin listener."
     )
 
     @field_validator("listen", "admin_listen", mode="before")

@@ -15,6 +15,7 @@ RESTART_SECTIONS = (
     "cost",
     "confidence",
     "repeatability",
+    "ui",
 )
 
 # How often the config file is checked for a change (Kubernetes swaps a ConfigMap's symlink).

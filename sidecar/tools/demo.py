@@ -122,6 +122,14 @@ async def run_demo(options: DemoOptions) -> int:
     sidecar = Sidecar(config, environ={})
     await sidecar.start()
     metrics_url = f"{sidecar.admin_url}/metrics"
+    page_url = f"{sidecar.admin_url}/"
+    # The page first: it is what a new user opens (nothing else to install).
+    console.print(f"[bold]Open {page_url} in a browser[/bold]: the models compared, live.")
+    console.print(
+        "It shows the stop-loss act too, and stays up after the traffic with --keep-running."
+        if not options.keep_running
+        else "It stays up after the traffic until Ctrl-C (--keep-running)."
+    )
     console.print(
         f"Simulated providers at {sim_url} (no network, no keys). The sidecar listens at "
         f"{sidecar.proxy_url}; its metrics are at {metrics_url}.\n"
@@ -133,9 +141,9 @@ async def run_demo(options: DemoOptions) -> int:
     run = asyncio.create_task(traffic.run(options.duration, options.rps))
     http = aiohttp.ClientSession()
     try:
-        await _watch(run, stop, http, metrics_url, options, console)
+        await _watch(run, stop, http, metrics_url, options, console, f"Page: {page_url}")
         if options.keep_running and not stop.is_set():
-            console.print(f"Traffic done; still serving {metrics_url} until Ctrl-C.")
+            console.print(f"Traffic done; still serving {page_url} and {metrics_url} until Ctrl-C.")
             await stop.wait()
         final = await _metrics_text(http, metrics_url)
         experiments = await _experiment_lines(http, sidecar.admin_url)
@@ -151,7 +159,7 @@ async def run_demo(options: DemoOptions) -> int:
     for line in experiments:
         console.print(line)
     console.print(
-        f"/metrics was served at {metrics_url}.\n"
+        f"The page was served at {page_url}; /metrics was served at {metrics_url}.\n"
         "Next steps: point your app at the sidecar (OPENAI_BASE_URL=http://127.0.0.1:8788/v1, "
         "ANTHROPIC_BASE_URL=http://127.0.0.1:8788) and run `model-sidecar serve`; import the "
         "Grafana dashboards in dashboards/; load the alert rules in alerts/; drop it into pods "
@@ -167,6 +175,7 @@ async def _watch(
     metrics_url: str,
     options: DemoOptions,
     console: Console,
+    heading: str,
 ) -> None:
     """Wait for the traffic (or a signal), refreshing the live table once a second."""
     started = time.monotonic()
@@ -183,7 +192,7 @@ async def _watch(
             text = await _metrics_text(http, metrics_url)
             lines = await _experiment_lines(http, metrics_url.removesuffix("/metrics"))
             table = summary_table(text, "Live, from the sidecar's /metrics")
-            live.update(Group(progress, table, *lines))
+            live.update(Group(heading, progress, table, *lines))
 
 
 async def _experiment_lines(http: aiohttp.ClientSession, admin_url: str) -> list[str]:

@@ -150,6 +150,7 @@ CHANGES: dict[str, Any] = {
     ],
     "feedback": {"enabled": False},
     "audit": {"max_chars": 10},
+    "ui": {"snapshot_interval_seconds": 10},
     "admin_token_file": "admin-token",  # written under the test's tmp_path first
 }
 

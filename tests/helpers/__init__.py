@@ -27,4 +27,5 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     grafana         what Grafana does to a dashboard's queries, emulated
     traffic         one wave of mixed traffic for the dashboard tests
     providers       every provider's official client at a sidecar with every upstream simulated
+    browser         headless Chromium (Debian's) through Playwright; its request log; artifacts
 """

@@ -51,11 +51,13 @@ class PrometheusServer:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    async def query(self, expr: str) -> list[dict[str, Any]]:
-        """The result vector of an instant query (PromQL `expr`) evaluated now."""
+    async def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result vector of an instant query (PromQL `expr`) evaluated now, or at the unix
+        time `at`."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/api/v1/query", params={"query": expr}) as response,
+            session.get(f"{self.url}/api/v1/query", params=params) as response,
         ):
             payload = await response.json()
         if payload.get("status") != "success":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -103,3 +105,35 @@ def test_sigterm_mid_run_exits_zero_and_frees_its_ports() -> None:
     assert process.returncode == 0
     assert table(first + rest), "the summary is printed even when stopped early"
     assert all(port_is_free(address) for address in listened(first + rest))
+
+
+@pytest.mark.slow
+def test_demo_prints_the_page_first_and_keep_running_keeps_it_up() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar.cli", "demo", "--duration", "3", "--rps", "20",
+         "--keep-running", "--no-live"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        first = process.stdout.readline()
+        page = re.search(r"Open (http://127\.0\.0\.1:\d+/) in a browser", first)
+        assert page, f"the page's URL is not the first line: {first!r}"
+        out = first
+        deadline = time.monotonic() + 60
+        while "Traffic done" not in out and time.monotonic() < deadline:
+            out += process.stdout.readline()
+        assert "Traffic done; still serving " + page.group(1) in out
+        time.sleep(1.0)  # after the traffic: the page is still served, with what it measured
+        with urllib.request.urlopen(page.group(1), timeout=10) as response:
+            assert response.status == 200 and b"live model comparison" in response.read()
+        url = page.group(1) + "api/summary?window=start"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            summary = json.loads(response.read())
+        assert sum(row["calls"] for row in summary["rows"]) > 10
+        assert "mini-vs-nano" in summary["experiments"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert f"The page was served at {page.group(1)}" in rest
