@@ -467,8 +467,7 @@ REQUESTS = Instrument(
 TOKENS = Instrument(
     "model_sidecar.tokens", COUNTER, "{token}",
     "Tokens reported by the provider; input and output equal the gen_ai_client_token_usage sums, "
-    "cache_read and cache_creation are part of input, reasoning is part of output; input_audio, "
-    "output_audio and cache_read_audio are the audio among input, output and cache_read.",
+    "cache_read and cache_creation are part of input, reasoning is part of output.",
     (*COMMON_LABELS, "gen_ai_token_type"),
 )  # fmt: skip
 COST = Instrument(
