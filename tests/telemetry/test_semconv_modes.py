@@ -12,6 +12,7 @@ from sidecar.telemetry.conventions import (
     DUP_OPT_IN,
     GENAI,
     LATEST_OPT_IN,
+    REALTIME_METRICS,
     V1_41,
     generations_for,
     opt_in_value,
@@ -26,7 +27,6 @@ from tests.helpers.semconv import (
     sink_in_mode,
     value,
 )
-from sidecar.telemetry.conventions import REALTIME_METRICS
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics-v1.41-before-19.txt"
 TIME_PER_CHUNK = "gen_ai_client_operation_time_per_output_chunk_seconds"
