@@ -380,7 +380,9 @@ class ServerConnection(asyncio.Protocol):
         pending, self._upgrade_input = self._upgrade_input, b""
         if pending:
             receiver.data_received(pending)
-        if not self.closing:
+        if self.closing:  # lost before the switch: the receiver learns it too
+            self._loop.call_soon(receiver.connection_lost, None)
+        else:
             if self.write_paused:
                 receiver.pause_writing()
             self._transport.resume_reading()
