@@ -245,14 +245,15 @@ class RealtimeSession:
             record.trace_id = session.trace_id
             record.span_id = self._new_span_id()
             record.parent_span_id = session.span_id
-            record.trace_sampled = session.trace_sampled
-        if record.response_id is not None:
-            if len(self._open) >= MAX_OPEN_RESPONSES:
-                oldest = next(iter(self._open))
-                self._end(self._open.pop(oldest), now, CLIENT_CANCELLED)
-            self._open[record.response_id] = record
-        self._latest = record
+            # The session's span decision, so that its children follow it.
+            sampled = session.span_sampled
+            record.trace_sampled = session.trace_sampled if sampled is None else sampled
+        if len(self._open) >= MAX_OPEN_RESPONSES:
+            oldest = next(iter(self._open))
+            self._end(self._open.pop(oldest), now, CLIENT_CANCELLED)
         session.responses += 1
+        self._open[record.response_id or f"#{session.responses}"] = record
+        self._latest = record
         self._events.response_started(record)
         return record
 
@@ -263,7 +264,7 @@ class RealtimeSession:
         record = self._open.get(found.group(1).decode("latin-1")) if found else None
         if record is None:
             record = self._latest
-            if record is None or record.end:
+            if record is None:
                 return
         if record.first_chunk is None:
             record.first_chunk = now
@@ -275,11 +276,10 @@ class RealtimeSession:
 
     def _done(self, response: dict[str, Any], now: float) -> None:
         response_id = as_str(response.get("id"))
-        record = self._open.pop(response_id, None) if response_id is not None else None
+        record = self._open.get(response_id) if response_id is not None else self._latest
         if record is None:  # its `response.created` was not seen
             record = self._start(response, now)
-            if response_id is not None:
-                self._open.pop(response_id, None)
+        self._forget(record)
         status = as_str(response.get("status"))
         details = response.get("status_details")
         reason = as_str(details.get("reason")) if isinstance(details, dict) else None
@@ -336,14 +336,17 @@ class RealtimeSession:
             )
         self._events.error(session, kind)
 
+    def _forget(self, record: CallRecord) -> None:
+        for key, open_record in self._open.items():
+            if open_record is record:
+                del self._open[key]
+                return
+
     def finish(self, now: float, outcome: str) -> None:
         """The session ended: responses still open end with `outcome`."""
         for record in list(self._open.values()):
             self._end(record, now, outcome)
         self._open.clear()
-        latest = self._latest
-        if latest is not None and not latest.end:
-            self._end(latest, now, outcome)
 
 
 class _Direction:

@@ -231,3 +231,17 @@ def test_a_close_frame_without_a_code() -> None:
 )
 def test_the_session_model_from_the_query(query: str, model: str | None) -> None:
     assert session_model(query) == model
+
+
+def test_responses_without_ids_are_each_finished_once() -> None:
+    session = Session()
+    session.app({"type": "response.create"}, 1.0)
+    session.api({"type": "response.created", "response": {}}, 1.1)
+    session.api({"type": "response.output_text.delta", "delta": "x"}, 1.2)
+    session.api({"type": "response.done", "response": {"status": "completed"}}, 1.3)
+    session.api({"type": "response.created", "response": {}}, 2.0)
+    session.parsed.finish(2.5, "stream_interrupted")
+    first, second = session.events.finished
+    assert (first.first_chunk, first.end, first.outcome) == (1.2, 1.3, "ok")
+    assert (second.end, second.outcome) == (2.5, "stream_interrupted")
+    assert len(session.events.started) == 2
