@@ -308,10 +308,10 @@ class ServerConnection(asyncio.Protocol):
         self._responder = None
         if self.closing:
             return
-        if self._upgrade:  # the new protocol (or the answer to its handshake) is over
+        queue = self._queue
+        if self._upgrade and not queue:  # the handshake's handler (or the new protocol) ended
             self.close()
             return
-        queue = self._queue
         if queue:
             request = queue.popleft()
             if self._reading_paused and len(queue) <= MAX_QUEUED:

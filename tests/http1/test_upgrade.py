@@ -173,3 +173,18 @@ async def test_switching_protocols_needs_an_upgrade_request() -> None:
     finally:
         await server.shutdown(0.5)
     assert len(seen) == 1
+
+
+async def test_a_handshake_pipelined_behind_a_request_waits_its_turn() -> None:
+    handler = Upgrader()
+    async with serving(handler) as (_, host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n" + HANDSHAKE)
+        first = await reader.readuntil(b"plain")
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await reader.readuntil(b"\r\n\r\n") == SWITCHED
+        assert await reader.readexactly(len(b"first bytes<>")) == b"first bytes<>"
+        writer.write(b"echo")
+        assert await reader.readexactly(4) == b"ECHO"
+        writer.close()
+    assert [request.upgrade for request in handler.requests] == [False, True]
