@@ -28,6 +28,7 @@ from dashboards.promql import (
     per_hour,
     ratio,
 )
+from dashboards.realtime import realtime_row
 from dashboards.variables import call_variables
 
 UID = "model-sidecar-overview"
@@ -390,5 +391,6 @@ def spec() -> DashboardSpec:
             _latency(),
             _tokens_and_cost(),
             _retries_and_confidence(),
+            realtime_row(),
         ],
     )

@@ -41,6 +41,8 @@ LOW_CONFIDENCE = warn_at_half("low_confidence_ratio")
 # ModelOutputNotRepeatable: red when more than the threshold of repeats differ.
 _NOT_REPEATABLE = alert_default("not_repeatable_ratio")
 REPEATABLE = low_is_bad(tidy(1 - _NOT_REPEATABLE), tidy(1 - _NOT_REPEATABLE / 2))
+# No alert: a voice agent feels slow past about a second to its first audio.
+REALTIME_FIRST_OUTPUT = high_is_bad(0.8, 1.5)
 # No alert: the sidecar's own time per call, expected well under a millisecond.
 OVERHEAD = high_is_bad(0.001, 0.005)
 # ModelSidecarTelemetryDropping: any drop at all.

@@ -34,6 +34,7 @@ from sidecar.experiments.shadow import ShadowRunner
 from sidecar.forward.exchange import Exchange
 from sidecar.forward.live import LiveRouting
 from sidecar.forward.proxy import Proxy
+from sidecar.forward.websocket import WebSocketForwarder
 from sidecar.http1.bind import bind_failure
 from sidecar.http1.listener import ProxyServer
 from sidecar.pipeline import Pipeline, Sink, Stage, StageNeeds
@@ -45,6 +46,7 @@ from sidecar.telemetry.otlp_metrics import build_otlp_metrics
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
 from sidecar.telemetry.sampling import SpanSampling
+from sidecar.telemetry.sessions import SessionTelemetry
 from sidecar.telemetry.tracing import build_tracing_sink
 from sidecar.ui.service import ComparisonPage
 
@@ -151,6 +153,19 @@ class Sidecar:
             propagate_traceparent=config.telemetry.propagate_traceparent,
         )
         self.shadows = ShadowRunner(self.exchange, self.routing, self.needs)
+        # Realtime (WebSocket) sessions: relayed as they are; each response inside one is a
+        # call through the pipeline, the session as a whole has telemetry of its own.
+        self.sessions = SessionTelemetry(
+            self.metrics,
+            self.tracing,
+            enrichment.cost.book if enrichment.cost is not None else None,
+        )
+        websockets = WebSocketForwarder(
+            self.pipeline,
+            self.sessions,
+            tracing=self.tracing is not None,
+            propagate_traceparent=config.telemetry.propagate_traceparent,
+        )
         self.proxy = Proxy(
             self.routing,
             self.exchange,
@@ -158,6 +173,7 @@ class Sidecar:
             self.experiments,
             self.shadows,
             {FEEDBACK_PATH: self.experiments.feedback_reply},
+            websockets,
         )
         limits = config.limits
         self._proxy_server = ProxyServer(

@@ -143,6 +143,9 @@ class CallRecord:
     first_chunk: float | None = None
     end: float = 0.0
     chunk_times: list[float] = field(default_factory=list)
+    # The first output delta of each modality (Realtime responses: text, audio).
+    first_text_chunk: float | None = None
+    first_audio_chunk: float | None = None
     upstream_wait: float = 0.0
     client_wait: float = 0.0
 
@@ -159,6 +162,9 @@ class CallRecord:
     reasoning_tokens: int | None = None
     # Audio among the input tokens (audio transcription, audio chat), priced apart.
     input_audio_tokens: int | None = None
+    # Audio among the output tokens, and among the cached input tokens (Realtime responses).
+    output_audio_tokens: int | None = None
+    cache_read_audio_tokens: int | None = None
     provider_error_type: str | None = None
     # The processing time the provider reports for the call itself (Bedrock's latencyMs).
     provider_latency_s: float | None = None
@@ -252,6 +258,119 @@ class CallRecord:
         """Low-cardinality error label: empty on success, else status or outcome word."""
         if self.outcome == OK:
             return ""
-        if self.outcome == UPSTREAM_ERROR:
+        if self.outcome == UPSTREAM_ERROR and self.http_status is not None:
             return str(self.http_status)
         return self.outcome
+
+
+# Who ended a WebSocket session first.
+BY_CLIENT = "client"
+BY_UPSTREAM = "upstream"
+BY_SIDECAR = "sidecar"
+# Close codes that end a session normally (RFC 6455 §7.4.1: normal closure, going away, and
+# no status code given).
+NORMAL_CLOSE_CODES = frozenset((1000, 1001, 1005))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionError:
+    """An `error` event of a WebSocket session (bounded type, provider's code)."""
+
+    unix_ns: int
+    error_type: str
+    code: str | None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One WebSocket session (an OpenAI Realtime connection) as a whole. Written by the relay
+    and the session's event parser while it runs; each response inside it is a CallRecord of
+    its own (operation `chat`), a child of the session's span. Sinks only read it."""
+
+    # Where the session went.
+    upstream: str
+    protocol: str
+    provider_name: str
+    path: str
+    server_address: str
+    server_port: int
+    request_model: str | None = None
+    request_id: str = ""
+
+    # Timings: `start_unix_ns` wall-clock; the rest time.perf_counter() seconds.
+    start_unix_ns: int = 0
+    received: float = 0.0
+    # When the upstream's 101 reached the app (None: the session never opened).
+    opened: float | None = None
+    end: float = 0.0
+
+    # How it went: the upstream's handshake status (101, or its refusal), the outcome, the
+    # close code of the first Close frame either side sent, and who ended it first.
+    http_status: int | None = None
+    outcome: str = OK
+    close_code: int | None = None
+    closed_by: str = ""
+
+    # What the events told.
+    response_model: str | None = None
+    session_id: str | None = None
+    responses: int = 0
+    errors: list[SessionError] = field(default_factory=list)
+    error_count: int = 0
+    # Messages whose type or body could not be read, and the first direction whose bytes
+    # stopped being valid WebSocket framing (telemetry only: every byte passed unchanged).
+    unparsed_messages: int = 0
+    malformed: str = ""
+    # Usage summed over the responses that reported it.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    cache_read_audio_tokens: int = 0
+    # Messages and payload bytes in each direction.
+    client_messages: int = 0
+    upstream_messages: int = 0
+    client_bytes: int = 0
+    upstream_bytes: int = 0
+
+    # Trace context: the session span's ids (responses are its children).
+    trace_id: int | None = None
+    span_id: int | None = None
+    parent_span_id: int | None = None
+    trace_sampled: bool = True
+    # Whether the session's span is exported, decided when it opens (tracing on only); its
+    # responses' spans follow it.
+    span_sampled: bool | None = None
+
+    # Derived when the session ends (telemetry/sessions.py): the summed usage priced.
+    cost_usd: float | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the upgrade request's arrival to the end of the session."""
+        return self.end - self.received
+
+    @property
+    def error_type(self) -> str:
+        """Low-cardinality error label: empty for a session that ended normally, else the
+        close code of an abnormal Close frame (`3xxx` / `4xxx` for the registered and private
+        ranges), the upstream's refusal status, or the outcome word."""
+        if self.outcome == OK:
+            return ""
+        code = self.close_code
+        if code is not None and code not in NORMAL_CLOSE_CODES:
+            return close_code_label(code)
+        if self.outcome == UPSTREAM_ERROR and self.http_status not in (None, 101):
+            return str(self.http_status)
+        return self.outcome
+
+
+def close_code_label(code: int) -> str:
+    """A close code as a bounded label value: RFC 6455's own codes as they are, the
+    registered (3000-3999) and private (4000-4999) ranges as `3xxx` / `4xxx`."""
+    if 1000 <= code <= 1015:
+        return str(code)
+    if 3000 <= code <= 4999:
+        return f"{code // 1000}xxx"
+    return "other"

@@ -66,8 +66,11 @@ class TokenUsage:
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
-    # Audio input tokens (part of `input`): priced by genai-prices' own calculation.
+    # Audio tokens (part of `input`, `output` and `cache_read`): priced by genai-prices' own
+    # calculation, which knows each model's audio prices.
     audio_input: int = 0
+    audio_output: int = 0
+    audio_cache_read: int = 0
 
     @classmethod
     def of(cls, record: CallRecord) -> TokenUsage | None:
@@ -81,7 +84,14 @@ class TokenUsage:
             cache_write=record.cache_creation_tokens or 0,
             reasoning=record.reasoning_tokens or 0,
             audio_input=record.input_audio_tokens or 0,
+            audio_output=record.output_audio_tokens or 0,
+            audio_cache_read=record.cache_read_audio_tokens or 0,
         )
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether any of the counts is audio."""
+        return bool(self.audio_input or self.audio_output or self.audio_cache_read)
 
     def genai_usage(self) -> Any:
         """The same counts as a `genai_prices.Usage`."""
@@ -94,6 +104,8 @@ class TokenUsage:
             cache_write_tokens=self.cache_write,
             output_reasoning_tokens=self.reasoning,
             input_audio_tokens=self.audio_input,
+            output_audio_tokens=self.audio_output,
+            cache_audio_read_tokens=self.audio_cache_read,
         )
 
 
@@ -194,7 +206,7 @@ class PriceBook:
                 if not model:
                     continue
                 entry = self._entry(provider, model)
-                if entry.prices is not None and not usage.audio_input:
+                if entry.prices is not None and not usage.has_audio:
                     return entry.prices.cost(usage)
                 if entry.library_price is not None:
                     return _library_cost(entry.library_price, usage)

@@ -19,9 +19,10 @@ from sidecar.forward.facts import hash_idempotency_key
 from sidecar.forward.headers import int_header, upstream_request_headers
 from sidecar.forward.inject import NOTHING
 from sidecar.forward.live import LiveRouting, Routing
-from sidecar.forward.requestid import RequestIds
+from sidecar.forward.requestid import REQUEST_ID_HEADER, RequestIds
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import REFUSED_STATUS, Route, origin_path
+from sidecar.forward.websocket import WebSocketForwarder
 from sidecar.http1.listener import IncomingRequest, Responder
 from sidecar.pipeline import Needs
 from sidecar.protocols.decoding import decodable_encodings
@@ -87,6 +88,7 @@ class Proxy:
         assigner: Assigner,
         shadows: ShadowLauncher,
         own_endpoints: Mapping[str, OwnEndpoint],
+        websockets: WebSocketForwarder | None = None,
     ) -> None:
         self._routing = routing
         self._exchange = exchange
@@ -94,6 +96,8 @@ class Proxy:
         self._assigner = assigner
         self._shadows = shadows
         self._own_endpoints = own_endpoints
+        # WebSocket upgrades on the paths a protocol relays (None: every upgrade gets a 400).
+        self._websockets = websockets
         self._encodings = decodable_encodings()
         self._request_ids = RequestIds()
         self.in_flight = 0
@@ -119,6 +123,10 @@ class Proxy:
         try:
             if request.problem is not None or route.refusal is not None:
                 self._refuse(
+                    request, responder, routing, route, query, received, start_unix_ns, request_id
+                )
+            elif request.upgrade:
+                await self._upgrade(
                     request, responder, routing, route, query, received, start_unix_ns, request_id
                 )
             else:
@@ -174,6 +182,30 @@ class Proxy:
         )
         self._exchange.refuse(
             call, received, start_unix_ns, request_id, responder, status, outcome, message
+        )
+
+    async def _upgrade(
+        self,
+        request: IncomingRequest,
+        responder: Responder,
+        routing: Routing,
+        route: Route,
+        query: str,
+        received: float,
+        start_unix_ns: int,
+        request_id: str,
+    ) -> None:
+        """A WebSocket upgrade: relayed as a session on a path its protocol accepts them on
+        (the Realtime API), else answered 400 in the provider's error shape."""
+        forwarder = self._websockets
+        if forwarder is None or not route.protocol.accepts_websocket(route.path):
+            message = f"model-sidecar: WebSocket upgrades are not relayed on {route.path}"
+            headers = (("Content-Type", JSON_CONTENT_TYPE), (REQUEST_ID_HEADER, request_id))
+            responder.send(400, "", headers, route.protocol.error_body(400, message))
+            return
+        pool = routing.pools[route.upstream.name]
+        await forwarder.forward(
+            request.headers, responder, route, query, pool, received, start_unix_ns, request_id
         )
 
     async def _forward(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 
 from multidict import CIMultiDict
 
@@ -110,6 +111,31 @@ class UpstreamPool:
         except BaseException:
             self.discard(conn)
             raise
+
+    async def connect_raw(
+        self, factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """A connection of its own to this origin (TLS as the pool's), outside the pool and
+        its limit, for a protocol that takes it over for good (a WebSocket session)."""
+        if self._closed:
+            raise UpstreamConnectError("the upstream pool is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                transport, protocol = await loop.create_connection(
+                    factory,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
+                )
+        except TimeoutError as exc:
+            raise UpstreamConnectError(
+                f"connecting to {self._origin} timed out after {self._connect_timeout:g} s"
+            ) from exc
+        except OSError as exc:
+            raise UpstreamConnectError(f"cannot connect to {self._origin}: {exc}") from exc
+        return transport, protocol
 
     async def close(self) -> None:
         """Close idle and in-use connections; later requests raise UpstreamConnectError."""

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, cast
 import httptools
 from multidict import CIMultiDict
 
-from sidecar.http1.responder import IncomingRequest, Responder, error_response
+from sidecar.http1.responder import (
+    IncomingRequest,
+    RawChannel,
+    Responder,
+    Upgraded,
+    error_response,
+)
 
 if TYPE_CHECKING:
     from sidecar.http1.listener import ProxyServer
@@ -31,6 +37,25 @@ JSON_HEADERS = (("Content-Type", "application/json"),)
 
 class _Stop(Exception):
     """Raised in a parser callback to stop parsing: the connection takes no more input."""
+
+
+def _tokens(headers: CIMultiDict[str], name: str) -> set[str]:
+    return {
+        token.strip().lower() for value in headers.getall(name, ()) for token in value.split(",")
+    }
+
+
+def is_websocket_handshake(method: bytes, version: str, headers: CIMultiDict[str]) -> bool:
+    """Whether a request is a WebSocket opening handshake (RFC 6455 §4.2.1): a GET over
+    HTTP/1.1 asking to upgrade to `websocket`, with a key and a version."""
+    return (
+        method == b"GET"
+        and version == "1.1"
+        and "websocket" in _tokens(headers, "Upgrade")
+        and "upgrade" in _tokens(headers, "Connection")
+        and "Sec-WebSocket-Key" in headers
+        and "Sec-WebSocket-Version" in headers
+    )
 
 
 class ServerConnection(asyncio.Protocol):
@@ -64,6 +89,11 @@ class ServerConnection(asyncio.Protocol):
         self._headers: CIMultiDict[str] = CIMultiDict()
         self._body: list[bytes] = []
         self._body_size = 0
+        # A WebSocket handshake: the request its handler may answer by taking the connection
+        # over (`take_over`), the bytes read past its head, and then who has the connection.
+        self._upgrade = False
+        self._upgrade_input = b""
+        self._upgraded: Upgraded | None = None
 
     # asyncio.Protocol
 
@@ -74,11 +104,22 @@ class ServerConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse; complete requests are run or queued, bad input is answered when idle."""
+        if self._upgraded is not None:
+            self._upgraded.data_received(data)
+            return
         if self._stopped:
             return
         try:
             self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+        except httptools.HttpParserUpgrade as exc:
+            if self._upgrade:
+                # The handshake went to its handler: keep what came after its head, and read
+                # nothing more until the handler takes the connection over or answers.
+                self._upgrade_input = data[exc.args[0] :] if exc.args else b""
+                self._transport.pause_reading()
+            elif not self._stopped:
+                self._stop(BAD_REQUEST)
+        except httptools.HttpParserError as exc:
             if not self._stopped:
                 if isinstance(exc, httptools.HttpParserCallbackError):
                     log.error("unexpected error while parsing a request", exc_info=exc.__context__)
@@ -106,6 +147,8 @@ class ServerConnection(asyncio.Protocol):
         responder = self._responder
         if responder is not None and not responder.finished and self._task is not None:
             self._task.cancel()
+        if self._upgraded is not None:
+            self._upgraded.connection_lost(exc)
         self.write_paused = False
         waiter = self._drain_waiter
         if waiter is not None:
@@ -116,10 +159,14 @@ class ServerConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The transport's write buffer is full: drain() waits."""
         self.write_paused = True
+        if self._upgraded is not None:
+            self._upgraded.pause_writing()
 
     def resume_writing(self) -> None:
         """The write buffer drained: wake drain()."""
         self.write_paused = False
+        if self._upgraded is not None:
+            self._upgraded.resume_writing()
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
@@ -154,8 +201,16 @@ class ServerConnection(asyncio.Protocol):
         self.in_body = True
         headers = self._headers = CIMultiDict(self._raw_headers)
         if self._parser.should_upgrade():
-            self._stop(BAD_REQUEST)
-            raise _Stop
+            parser = self._parser
+            if (
+                not is_websocket_handshake(parser.get_method(), parser.get_http_version(), headers)
+                or headers.get("Content-Length", "0") != "0"
+                or "Transfer-Encoding" in headers
+            ):
+                self._stop(BAD_REQUEST)
+                raise _Stop
+            self._upgrade = True
+            return
         length = headers.get("Content-Length")
         if length is not None:
             try:
@@ -193,7 +248,8 @@ class ServerConnection(asyncio.Protocol):
         parts = self._body
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         parser = self._parser
-        keep_alive: bool = parser.should_keep_alive()
+        # After a WebSocket handshake the connection serves no more HTTP requests.
+        keep_alive: bool = parser.should_keep_alive() and not self._upgrade
         if not keep_alive:
             self._stopped = True
         request = IncomingRequest(
@@ -203,6 +259,7 @@ class ServerConnection(asyncio.Protocol):
             body,
             parser.get_http_version(),
             keep_alive,
+            upgrade=self._upgrade,
         )
         self._dispatch(request)
 
@@ -252,6 +309,9 @@ class ServerConnection(asyncio.Protocol):
         if self.closing:
             return
         queue = self._queue
+        if self._upgrade and not queue:  # the handshake's handler (or the new protocol) ended
+            self.close()
+            return
         if queue:
             request = queue.popleft()
             if self._reading_paused and len(queue) <= MAX_QUEUED:
@@ -308,6 +368,35 @@ class ServerConnection(asyncio.Protocol):
             self._give_up(408)
         else:
             self.close()
+
+    # a WebSocket handshake's connection, taken over
+
+    def take_over(self, receiver: Upgraded) -> RawChannel:
+        """From now on `receiver` gets this connection's input (first what was read past the
+        handshake's head) and events; the handshake's handler writes through the returned
+        channel (this connection: raw bytes, no HTTP framing)."""
+        self._upgraded = receiver
+        self.server.disarm(self)
+        pending, self._upgrade_input = self._upgrade_input, b""
+        if pending:
+            receiver.data_received(pending)
+        if self.closing:  # lost before the switch: the receiver learns it too
+            self._loop.call_soon(receiver.connection_lost, None)
+        else:
+            if self.write_paused:
+                receiver.pause_writing()
+            self._transport.resume_reading()
+        return self
+
+    def pause_reading(self) -> None:
+        """Stop reading from the app (a taken-over connection whose peer is not reading)."""
+        if not self.closing:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the app again."""
+        if not self.closing:
+            self._transport.resume_reading()
 
     # writing and closing
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from multidict import CIMultiDict
 
@@ -34,9 +34,20 @@ class IncomingRequest:
 
     `problem` is 413 (body over the limit) or 408 (body not received in time) when the
     listener refused the body: `body` is then empty and the connection closes after the answer.
+    `upgrade` marks a WebSocket opening handshake: its handler may take the connection over
+    (`Responder.switch_protocols`); answered any other way, the connection closes after it.
     """
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "problem", "target", "version")
+    __slots__ = (
+        "body",
+        "headers",
+        "keep_alive",
+        "method",
+        "problem",
+        "target",
+        "upgrade",
+        "version",
+    )
 
     def __init__(
         self,
@@ -47,6 +58,7 @@ class IncomingRequest:
         version: str,
         keep_alive: bool,
         problem: int | None = None,
+        upgrade: bool = False,
     ) -> None:
         self.method = method
         self.target = target
@@ -55,6 +67,43 @@ class IncomingRequest:
         self.version = version
         self.keep_alive = keep_alive
         self.problem = problem
+        self.upgrade = upgrade
+
+
+class Upgraded(Protocol):
+    """What takes an app connection over after `101 Switching Protocols`: the connection's
+    input and flow-control events, as an asyncio.Protocol would get them."""
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the app."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The app's connection is closed."""
+
+    def pause_writing(self) -> None:
+        """The app's connection takes no more writes for now."""
+
+    def resume_writing(self) -> None:
+        """The app's connection takes writes again."""
+
+
+class RawChannel(Protocol):
+    """The app's connection after `101 Switching Protocols`: raw bytes, no HTTP framing."""
+
+    def write(self, data: bytes) -> None:
+        """Write bytes to the app (nothing once the connection is closing)."""
+
+    def pause_reading(self) -> None:
+        """Stop reading from the app until `resume_reading`."""
+
+    def resume_reading(self) -> None:
+        """Read from the app again."""
+
+    def close(self) -> None:
+        """Close once what was written is sent."""
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
 
 
 class Responder:
@@ -187,6 +236,17 @@ class Responder:
             self.abort()  # fewer bytes than the Content-Length promised
             return
         self._finish()
+
+    def switch_protocols(self, head: bytes, receiver: Upgraded) -> RawChannel:
+        """Answer an upgrade request with `head` (a complete `101` head, perhaps followed by
+        the new protocol's first bytes) and hand the connection to `receiver`: from now on it
+        gets the app's bytes (any read past the request head first) and the connection's
+        events; the handler keeps running for as long as the new protocol does."""
+        if self._started or not self._request.upgrade:
+            raise RuntimeError("switch_protocols() needs an upgrade request not yet answered")
+        self._started = self._finished = True
+        self._conn.write(head)
+        return self._conn.take_over(receiver)
 
     def abort(self) -> None:
         """Break the connection: the app sees an incomplete response."""

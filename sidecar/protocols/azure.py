@@ -25,6 +25,8 @@ from sidecar.record import RequestInfo
 
 _DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)(?:/(.*?))?/?$")
 _UNVERSIONED = re.compile(r"/openai/(?:v1/)?(chat/completions|completions|embeddings|responses)/?$")
+# The Realtime API's WebSocket paths: AzureOpenAI's (`?api-version=&deployment=`) and v1's.
+REALTIME_PATHS = frozenset(("/openai/realtime", "/openai/v1/realtime"))
 # The old "on your data" extension answers chat completions too.
 _EXTENSION_PREFIX = "extensions/"
 
@@ -51,6 +53,9 @@ class AzureProtocol(OpenAIProtocol):
             if method.upper() == "POST":
                 info.operation = OPERATIONS[endpoint]
         return info
+
+    def accepts_websocket(self, path: str) -> bool:
+        return path in REALTIME_PATHS
 
     def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
         return "api-key" in headers

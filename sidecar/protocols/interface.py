@@ -37,6 +37,11 @@ class WireProtocol(ABC):
     def error_body(self, status: int, message: str) -> bytes:
         """A JSON error body in this provider's own error shape."""
 
+    def accepts_websocket(self, path: str) -> bool:
+        """Whether a WebSocket upgrade on `path` is relayed (a Realtime API session, parsed
+        by protocols/openai_realtime.py); other upgrades are answered 400."""
+        return False
+
     def carries_credentials(self, headers: Mapping[str, str], query: str) -> bool:
         """Whether a request carries a credential only this provider uses (e.g. Azure's
         `api-key` header): such a request must never go to another provider."""

@@ -35,8 +35,10 @@ OPERATIONS = {
 API_TYPES = {"chat/completions": "chat_completions", "responses": "responses"}
 # response_format / text.format types, as gen_ai.output.type.
 _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
+# The Realtime API's WebSocket path (with or without an upstream prefix).
+REALTIME_PATH = "/v1/realtime"
 _STANDARD_PATHS = frozenset(
-    ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+    ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", REALTIME_PATH)
 )
 
 # (error.type, error.code) of the errors the sidecar itself answers with.
@@ -60,6 +62,9 @@ class OpenAIProtocol(WireProtocol):
 
     def claims(self, path: str) -> bool:
         return path in _STANDARD_PATHS or path.startswith("/v1/responses/")
+
+    def accepts_websocket(self, path: str) -> bool:
+        return path == REALTIME_PATH
 
     def classify(self, method: str, path: str, query: str, body: Any) -> RequestInfo:
         info = RequestInfo()

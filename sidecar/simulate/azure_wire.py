@@ -25,6 +25,8 @@ DEFAULT_DEPLOYMENTS: Mapping[str, str] = MappingProxyType(
         "text-embedding-3-small": "text-embedding-3-small",
         "whisper": "whisper-1",
         "gpt-4o-transcribe": "gpt-4o-transcribe",
+        "realtime-prod": "gpt-realtime",
+        "gpt-realtime": "gpt-realtime",
     }
 )
 

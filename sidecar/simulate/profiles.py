@@ -94,6 +94,26 @@ DEFAULT_PROFILES: tuple[ModelProfile, ...] = (
     # Transcription: whisper-1 reports the audio's duration, gpt-4o-transcribe tokens.
     ModelProfile(name="whisper-1", ttft_s=0.2, tokens_per_second=600.0),
     ModelProfile(name="gpt-4o-transcribe", ttft_s=0.15, tokens_per_second=500.0),
+    # Realtime (WebSocket sessions): a few tokens per delta; later turns read the earlier
+    # ones from the prompt cache.
+    ModelProfile(
+        name="gpt-realtime",
+        response_model="gpt-realtime-2025-08-28",
+        ttft_s=0.06,
+        tokens_per_second=400.0,
+        tokens_per_chunk=2,
+        output_tokens=16,
+        cache_read_share=0.5,
+    ),
+    ModelProfile(
+        name="gpt-realtime-mini",
+        response_model="gpt-realtime-mini-2025-10-06",
+        ttft_s=0.03,
+        tokens_per_second=800.0,
+        tokens_per_chunk=2,
+        output_tokens=12,
+        cache_read_share=0.5,
+    ),
     # Anthropic
     ModelProfile(
         name="claude-3-5-haiku-latest",

@@ -2,7 +2,8 @@
 
 Paths served (POST unless noted):
 - OpenAI: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses,
-  /v1/audio/transcriptions (multipart), GET /v1/models
+  /v1/audio/transcriptions (multipart), GET /v1/models; the Realtime API's WebSocket at
+  GET /v1/realtime (and Azure's /openai/realtime, /openai/v1/realtime: openai_realtime.py)
 - Anthropic: /v1/messages, /v1/messages/count_tokens
 - Gemini API: /{v1|v1beta}/models/{model}:{generateContent|streamGenerateContent|countTokens|
   embedContent|batchEmbedContents}

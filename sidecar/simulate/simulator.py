@@ -18,6 +18,7 @@ from sidecar.simulate import azure_wire
 from sidecar.simulate.call import Call
 from sidecar.simulate.errors import error_response
 from sidecar.simulate.faults import Controls, Fault, FaultQueue
+from sidecar.simulate.openai_realtime import RealtimeLog, add_realtime_routes
 from sidecar.simulate.profiles import (
     FALLBACK_PROFILE,
     ModelProfile,
@@ -88,6 +89,8 @@ class Simulator:
         self.aws = AwsAuth()
         self.received: deque[ReceivedRequest] = deque(maxlen=history)
         self.disconnects: deque[Disconnect] = deque(maxlen=history)
+        # Realtime (WebSocket) sessions, every message of each kept.
+        self.realtime = RealtimeLog(history)
         self._rng = random.Random(seed)
         self._derived: dict[str, ModelProfile] = {}
 
@@ -155,6 +158,7 @@ class Simulator:
         """An aiohttp app serving every simulated provider's endpoints and `/_sim/faults`."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         add_provider_routes(app, self)
+        add_realtime_routes(app, self)
         app.router.add_get("/_sim/faults", self._get_faults)
         app.router.add_post("/_sim/faults", self._post_faults)
         app.router.add_delete("/_sim/faults", self._delete_faults)

@@ -58,6 +58,10 @@ _COST_STEPS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
 DELTA_COST_BUCKETS = (*(-step for step in reversed(_COST_STEPS)), 0.0, *_COST_STEPS)
 LENGTH_RATIO_BUCKETS = (0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.11, 1.25, 1.5, 2.0, 4.0)
 EDIT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# Realtime sessions last seconds (a refused handshake) to an hour or more (a voice call).
+SESSION_BUCKETS = (
+    0.1, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,9 @@ LABELS = _labels(
      "candidates `candidate-1`, `candidate-2`, … or the configured name; empty when none"),
     ("error_type", "error.type",
      "empty on success, else the upstream HTTP status (e.g. `429`) or `timeout`, "
-     "`connection_error`, `client_cancelled`, `stream_interrupted`"),
+     "`connection_error`, `client_cancelled`, `stream_interrupted`; Realtime sessions also the "
+     "code of an abnormal Close frame (e.g. `1011`, `4xxx`); Realtime `error` events: OpenAI's "
+     "error type (e.g. `invalid_request_error`) or `other`"),
     ("outcome", "outcome",
      "calls: `ok`, `upstream_error` (status >= 400), `timeout`, `connection_error`, "
      "`client_cancelled`, `stream_interrupted`; feedback: `accepted`, `edited`, `rejected`, "
@@ -104,7 +110,8 @@ LABELS = _labels(
     ("http_status_code", "http_status_code",
      "upstream HTTP status; empty when no status arrived"),
     ("gen_ai_token_type", "gen_ai.token.type",
-     "`input`, `output` (histogram); counter also `cache_read`, `cache_creation`, `reasoning`"),
+     "`input`, `output` (histogram); counter also `cache_read`, `cache_creation`, `reasoning`, "
+     "and the audio among them: `input_audio`, `output_audio`, `cache_read_audio`"),
     ("gen_ai_token_modality", "gen_ai.token.modality",
      "`unknown`: the sidecar does not split usage by modality (providers report totals)"),
     ("source", "source",
@@ -123,6 +130,7 @@ LABELS = _labels(
     ("sink", "sink",
      "`pipeline` (finished calls dropped before any sink saw them), or a sink's name"),
     ("label", "label", "`gen_ai_request_model`, `gen_ai_response_model`"),
+    ("modality", "modality", "`text` or `audio`: the kind of a Realtime response's output delta"),
 )  # fmt: skip
 
 COMMON_LABELS = (
@@ -140,6 +148,8 @@ IN_FLIGHT_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "upstream")
 ARM_LABELS = ("experiment", "variant")
 # What a feedback or audit entry knows of its call.
 CALL_ARM_LABELS = ("gen_ai_provider_name", "gen_ai_request_model", "experiment", "variant")
+# What a Realtime session is known by (its responses carry the common labels).
+SESSION_LABELS = ("gen_ai_provider_name", "gen_ai_request_model", "upstream")
 # The only modality the sidecar reports (see `gen_ai_token_modality`).
 UNKNOWN_MODALITY = "unknown"
 
@@ -614,6 +624,44 @@ AUDIT_SAMPLES = Instrument(
     CALL_ARM_LABELS,
 )  # fmt: skip
 
+REALTIME_SESSIONS = Instrument(
+    "model_sidecar.realtime.sessions", GAUGE, "{session}",
+    "Realtime (WebSocket) sessions open now: upgraded by the upstream and not yet closed.",
+    SESSION_LABELS,
+)  # fmt: skip
+REALTIME_SESSION_DURATION = Instrument(
+    "model_sidecar.realtime.session.duration", HISTOGRAM, "s",
+    "Realtime session duration, from the upgrade request to the close of both connections, by "
+    "how it ended (`error_type`: empty for a normal close, else the code of an abnormal Close "
+    "frame, the upstream's refusal status or the outcome). Refused handshakes count too.",
+    (*SESSION_LABELS, "error_type"), SESSION_BUCKETS,
+)  # fmt: skip
+REALTIME_SESSION_COST = Instrument(
+    "model_sidecar.realtime.session.cost", COUNTER, "USD",
+    "Estimated cost of the Realtime sessions that ended: their responses' usage, text and audio "
+    "tokens each at their own price (genai-prices data plus operator overrides).",
+    SESSION_LABELS,
+)  # fmt: skip
+REALTIME_FIRST_OUTPUT = Instrument(
+    "model_sidecar.realtime.time_to_first_output", HISTOGRAM, "s",
+    "Per Realtime response: time from its start (`response.create`, or the end of the user's "
+    "speech when the server's turn detection starts it) to its first output delta of each "
+    "modality (`text`, `audio`).",
+    (*COMMON_LABELS, "modality"), DURATION_BUCKETS, exemplars=True,
+)  # fmt: skip
+REALTIME_ERRORS = Instrument(
+    "model_sidecar.realtime.errors", COUNTER, "{event}",
+    "`error` events the upstream sent in Realtime sessions, by error type.",
+    (*SESSION_LABELS, "error_type"),
+)  # fmt: skip
+REALTIME_METRICS = (
+    REALTIME_SESSIONS,
+    REALTIME_SESSION_DURATION,
+    REALTIME_SESSION_COST,
+    REALTIME_FIRST_OUTPUT,
+    REALTIME_ERRORS,
+)
+
 EXPERIMENT_METRICS = (
     SHADOW_LATENCY_DELTA,
     SHADOW_TTFT_DELTA,
@@ -650,6 +698,7 @@ SIDECAR_METRICS = (
     TELEMETRY_DROPPED,
     LABEL_OVERFLOW,
     *EXPERIMENT_METRICS,
+    *REALTIME_METRICS,
 )
 
 

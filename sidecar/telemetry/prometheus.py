@@ -24,6 +24,7 @@ from sidecar.telemetry.conventions import (
     LOW_CONFIDENCE,
     OVERHEAD,
     PER_OPERATION,
+    REALTIME_FIRST_OUTPUT,
     REPEAT_OUTPUTS,
     REQUESTS,
     RETRIES,
@@ -49,6 +50,9 @@ _SIDECAR_TOKEN_TYPES = (
     ("cache_read", "cache_read_tokens"),
     ("cache_creation", "cache_creation_tokens"),
     ("reasoning", "reasoning_tokens"),
+    ("input_audio", "input_audio_tokens"),
+    ("output_audio", "output_audio_tokens"),
+    ("cache_read_audio", "cache_read_audio_tokens"),
 )
 
 
@@ -182,6 +186,16 @@ class PrometheusSink:
                     per_chunk = series.child(name)
                     for gap in gaps:
                         per_chunk.observe(gap)
+
+        # Realtime responses: the first text and the first audio delta, each on its own.
+        for modality, first in (
+            ("text", record.first_text_chunk),
+            ("audio", record.first_audio_chunk),
+        ):
+            if first is not None:
+                series.child(REALTIME_FIRST_OUTPUT.name, modality).observe(
+                    first - record.received, exemplar
+                )
 
         for token_type, field in _SIDECAR_TOKEN_TYPES:
             count = getattr(record, field)

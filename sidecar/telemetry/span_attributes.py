@@ -79,6 +79,11 @@ def span_attributes(
         ("gen_ai.usage.cache_read.input_tokens", record.cache_read_tokens),
         *((key, record.cache_creation_tokens) for key in keys.cache_write),
         ("gen_ai.usage.reasoning.output_tokens", record.reasoning_tokens),
+        ("model_sidecar.usage.input_audio_tokens", record.input_audio_tokens),
+        ("model_sidecar.usage.output_audio_tokens", record.output_audio_tokens),
+        ("model_sidecar.usage.cache_read_audio_tokens", record.cache_read_audio_tokens),
+        ("model_sidecar.time_to_first_text_chunk", _since(record, record.first_text_chunk)),
+        ("model_sidecar.time_to_first_audio_chunk", _since(record, record.first_audio_chunk)),
         *((key, request.previous_response_id) for key in keys.previous_response_id),
         ("openai.api.type", request.api_type if openai else None),
         ("openai.request.service_tier", tier),
@@ -105,6 +110,10 @@ def span_attributes(
         ("model_sidecar.provider_latency_seconds", record.provider_latency_s),
     )
     return {key: value for key, value in pairs if value is not None}
+
+
+def _since(record: CallRecord, moment: float | None) -> float | None:
+    return None if moment is None else moment - record.received
 
 
 RETRY_EVENT = "model_sidecar.retry"

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from sidecar.config.models import TelemetryConfig
 from sidecar.config.otel import CAPTURE_CONTENT_VALUES
-from sidecar.record import CallRecord
+from sidecar.record import CallRecord, SessionRecord
 from sidecar.telemetry.console_exporter import (
     CONSOLE,
     NONE,
@@ -42,6 +42,12 @@ from sidecar.telemetry.otlp_settings import (
     sampler_from_environ,
 )
 from sidecar.telemetry.sampling import SpanSampler
+from sidecar.telemetry.session_spans import (
+    session_attributes,
+    session_events,
+    session_is_error,
+    session_span_name,
+)
 from sidecar.telemetry.span_attributes import (
     SpanAttributeKeys,
     content_attributes,
@@ -182,6 +188,42 @@ class TracingSink:
             error_message=record.error_type if is_error(record) else None,
         )
         return EncodedSpan(payload)
+
+    def session_sampled(self, session: SessionRecord) -> bool:
+        """Whether a session's span is exported (decided when it opens, so that its
+        responses' spans follow the same decision)."""
+        assert session.trace_id is not None
+        return self.sampler.sampled(
+            session.trace_id,
+            session.parent_span_id,
+            session.trace_sampled,
+            session_span_name(session),
+        )
+
+    def session_finished(self, session: SessionRecord) -> None:
+        """Encode and queue a finished session's span, unless its sampling decision
+        (`session.span_sampled`, else decided now) drops it; never blocks."""
+        if self._closed or session.trace_id is None:
+            return
+        sampled = session.span_sampled
+        if sampled is None:
+            sampled = self.session_sampled(session)
+        if not sampled:
+            return
+        duration_ns = int(session.duration * 1e9)
+        start_ns = session.start_unix_ns or time.time_ns() - duration_ns
+        payload = self.encoder.encode_span(
+            trace_id=session.trace_id,
+            span_id=session.span_id or self._ids.generate_span_id(),
+            parent_span_id=session.parent_span_id,
+            name=session_span_name(session),
+            start_unix_ns=start_ns,
+            end_unix_ns=start_ns + duration_ns,
+            attributes=session_attributes(session),
+            events=session_events(session),
+            error_message=session.error_type if session_is_error(session) else None,
+        )
+        self._processor.queue(EncodedSpan(payload))
 
     def dropped(self, record: CallRecord) -> None:
         """A call the pipeline dropped: already counted as a pipeline drop, nothing to do here."""

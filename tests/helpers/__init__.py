@@ -26,6 +26,7 @@ conftest.py files hold only fixtures (and autouse checks), which call into these
     pods            sample pods and AdmissionReview requests
     grafana         what Grafana does to a dashboard's queries, emulated
     traffic         one wave of mixed traffic for the dashboard tests
+    realtime        Realtime sessions: SDK turns, raw WebSocket frames, a raw upstream
     providers       every provider's official client at a sidecar with every upstream simulated
     browser         headless Chromium (Debian's) through Playwright; its request log; artifacts
 """

@@ -1,6 +1,7 @@
 """One wave of mixed traffic through a sidecar: every protocol, streams, errors, client and
 sidecar retries, logprobs, temperature-0 repeats, an unpriced model, both arms of a split
-experiment with feedback on every call, and shadow pairs (EXPERIMENTS). Returns how many calls
+experiment with feedback on every call, shadow pairs (EXPERIMENTS), and a Realtime session
+(a text and an audio response, an `error` event). Returns how many calls
 the sidecar saw, so a caller can wait until Prometheus has scraped them all."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import aiohttp
 import openai
 import pytest
 
+from tests.helpers.realtime import sdk_turn
 from tests.helpers.sdk import API_KEY, SDKClients
 from tests.helpers.simulator import RunningSimulator
 
@@ -141,10 +143,26 @@ async def _experiment(base: str, sdk: SDKClients) -> int:
     return len(USERS)
 
 
+async def _realtime(base: str, sdk: SDKClients) -> int:
+    """A Realtime session through the SDK's realtime client: a text answer, an event the API
+    refuses (an `error` event), an audio answer."""
+    client = sdk.openai(base)
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        await connection.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await sdk_turn(connection, "Route this caller to billing?")
+        await connection.send({"type": "no.such.event"})
+        await sdk_turn(connection, None, output_modalities=["audio"])
+    return 2
+
+
 async def send_wave(base: str, sdk: SDKClients, simulator: RunningSimulator) -> int:
     """Send one wave of every kind of call through the sidecar at `base`; returns the calls
     the app made (shadow copies come on top: wait for those with `shadow_calls`)."""
     counts = await asyncio.gather(
-        _openai(base, sdk), _anthropic(base, sdk, simulator), _gemini(base), _experiment(base, sdk)
+        _openai(base, sdk),
+        _anthropic(base, sdk, simulator),
+        _gemini(base),
+        _experiment(base, sdk),
+        _realtime(base, sdk),
     )
     return sum(counts)
