@@ -112,6 +112,18 @@ class RetryAttempt:
     start_unix_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One quota window a provider reported in its response headers (protocols/ratelimit*.py):
+    its kind (`requests`, `tokens`, `input_tokens`, `output_tokens`), and what the headers said
+    of it; None where a value was missing or malformed."""
+
+    kind: str
+    limit: float | None = None
+    remaining: float | None = None
+    reset_seconds: float | None = None
+
+
 @dataclass(slots=True)
 class CallRecord:
     """Everything measured about one call: written by the exchange and the response parser,
@@ -172,6 +184,10 @@ class CallRecord:
     # OpenAI: the service tier that served the call and the backend's fingerprint.
     response_service_tier: str | None = None
     system_fingerprint: str | None = None
+    # Quota headroom the provider reported in its response headers, and how many of those
+    # headers were malformed (ignored, counted; never an error for the call).
+    rate_limits: tuple[RateLimit, ...] = ()
+    rate_limit_errors: int = 0
 
     # Retries and trace context.
     client_retry_count: int = 0
@@ -206,6 +222,9 @@ class CallRecord:
     repeat_result: str | None = None
     experiment: str = ""
     variant: str = ""
+    # The bounded attribution label (team, feature) decided before forwarding from the
+    # configured request header; None when attribution is off.
+    attribution: str | None = None
     # The id sent to the app in x-model-sidecar-request-id (feedback).
     request_id: str = ""
     # Shared by a shadow call and its control call (both records carry it).

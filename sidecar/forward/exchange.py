@@ -37,6 +37,7 @@ from sidecar.http1.client import (
 from sidecar.pipeline import Pipeline
 from sidecar.protocols.interface import StreamFilter, WireProtocol
 from sidecar.protocols.parsers import ResponseParser
+from sidecar.protocols.ratelimit import read_rate_limits
 from sidecar.record import (
     CLIENT_CANCELLED,
     CONNECTION_ERROR,
@@ -345,6 +346,10 @@ class Exchange:
                     if response.status == 404 and call.route.unclaimed:
                         self._misroutes.not_found(call.route.path, record.upstream)
                 up_headers = response.headers
+                # Quota headroom, on every answer (429s included): read once, here.
+                record.rate_limits, record.rate_limit_errors = read_rate_limits(
+                    protocol.name, up_headers, time.time()
+                )
                 content_type = up_headers.get("Content-Type", "")
                 parser = protocol.response_parser(
                     record, content_type, up_headers.get("Content-Encoding", "")

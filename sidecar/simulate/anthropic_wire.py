@@ -19,7 +19,7 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 def headers(call: Call) -> dict[str, str]:
     """The response headers Anthropic sends with every reply."""
-    return {"request-id": "req_" + call.ident(24)}
+    return {"request-id": "req_" + call.ident(24), **call.quota_headers}
 
 
 def prompt_of(payload: dict[str, Any]) -> list[Any]:

@@ -67,6 +67,7 @@ def headers(call: Call) -> dict[str, str]:
         "x-ms-rai-invoked": "true",
         "x-ratelimit-remaining-requests": "99",
         "x-ratelimit-remaining-tokens": "99000",
+        **call.quota_headers,
     }
 
 

@@ -69,6 +69,8 @@ class Call:
     divergence: bytes
     on_disconnect: Callable[[], None]
     request_seed: bytes = b""
+    # The provider's rate-limit headers for this call (simulate/quota.py), sent with its reply.
+    quota_headers: dict[str, str] = field(default_factory=dict)
     response: web.StreamResponse | None = field(default=None)
     disconnected: bool = False
 

@@ -31,6 +31,7 @@ def headers(call: Call) -> dict[str, str]:
         "x-request-id": "req_" + call.ident(32),
         "openai-processing-ms": str(int(call.ttft_s * 1000)),
         "openai-version": "2020-10-01",
+        **call.quota_headers,
     }
 
 

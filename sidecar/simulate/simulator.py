@@ -25,6 +25,7 @@ from sidecar.simulate.profiles import (
     default_profiles,
     without_delays,
 )
+from sidecar.simulate.quota import HEADER_PROVIDERS, Quotas
 from sidecar.simulate.routes import Gate, Handler, Parse, Resolve, add_provider_routes, json_body
 from sidecar.simulate.sigv4 import AwsAuth
 from sidecar.simulate.streaming import StreamEnded, pause
@@ -66,6 +67,7 @@ class Simulator:
         created: int = CREATED,
         history: int = 1000,
         deployments: Mapping[str, str] | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         if profiles is None:
             chosen = default_profiles()
@@ -85,6 +87,8 @@ class Simulator:
             azure_wire.DEFAULT_DEPLOYMENTS if deployments is None else deployments
         )
         self.faults = FaultQueue()
+        # Each model's request and token budget per window, reported in rate-limit headers.
+        self.quotas = quotas if quotas is not None else Quotas()
         # What the simulated Bedrock accepts: AKIDSIMULATOR's SigV4 signatures unless told.
         self.aws = AwsAuth()
         self.received: deque[ReceivedRequest] = deque(maxlen=history)
@@ -208,6 +212,13 @@ class Simulator:
         if fault is not None:
             controls.apply(fault)
         status = controls.status if controls.status is not None else self._draw_status(profile)
+        quota_headers: dict[str, str] = {}
+        if provider in HEADER_PROVIDERS and not request.path.startswith("/v1/projects/"):
+            # Vertex AI's Anthropic models send no rate-limit headers; the others do.
+            quota = self.quotas.take(provider, model, max(1, len(body) // 4), time.monotonic())
+            quota_headers = self.quotas.headers(provider, quota)
+            if quota.exhausted and status is None:
+                status = 429
         call = Call(
             request=request,
             body=body,
@@ -218,11 +229,14 @@ class Simulator:
             created=self.created,
             divergence=self._draw_divergence(profile),
             on_disconnect=partial(self._note_disconnect, request.path),
+            quota_headers=quota_headers,
         )
         try:
             await pause(call, controls.stall_before_headers_s)
             if status is not None:
-                return error_response(provider, status, retry_after=controls.retry_after)
+                return error_response(
+                    provider, status, retry_after=controls.retry_after, headers=quota_headers
+                )
             return await handler(call)
         except StreamEnded:
             return call.response if call.response is not None else web.Response()

@@ -682,6 +682,69 @@ EXPERIMENT_METRICS = (
     AUDIT_SAMPLES,
 )
 
+# Quota headroom and attribution (issue #21) ---------------------------------------------------
+
+LABELS.update(
+    _labels(
+        (
+            "kind",
+            "kind",
+            "quota window: `requests`, `tokens`, `input_tokens`, `output_tokens` (Anthropic)",
+        ),
+        (
+            "attribution",
+            "attribution",
+            "value of the configured attribution header (e.g. a team): an allowed value, "
+            "`other` (unknown or past `attribution.max_values`), `none` (header absent)",
+        ),
+    )
+)
+QUOTA_LABELS = ("upstream", "gen_ai_request_model", "kind")
+RATELIMIT_LIMIT = Instrument(
+    "model_sidecar.ratelimit.limit", GAUGE, "{unit}",
+    "The provider's quota per window, from the last response's rate-limit headers (OpenAI, "
+    "Azure and OpenAI-compatible `x-ratelimit-limit-*`, Anthropic `anthropic-ratelimit-*-limit`).",
+    QUOTA_LABELS,
+)  # fmt: skip
+RATELIMIT_REMAINING = Instrument(
+    "model_sidecar.ratelimit.remaining", GAUGE, "{unit}",
+    "What is left of the provider's quota in the current window, from the last response's "
+    "rate-limit headers.",
+    QUOTA_LABELS,
+)  # fmt: skip
+RATELIMIT_RESET = Instrument(
+    "model_sidecar.ratelimit.reset", GAUGE, "s",
+    "Seconds until the provider's quota window resets, as of the last response (OpenAI-style "
+    "durations such as `6m0s`, Anthropic RFC 3339 times).",
+    QUOTA_LABELS,
+)  # fmt: skip
+RATELIMIT_HEADER_ERRORS = Instrument(
+    "model_sidecar.ratelimit.header_errors", COUNTER, "{header}",
+    "Rate-limit headers present but malformed: ignored and counted, never an error for the call.",
+    ("upstream",),
+)  # fmt: skip
+ATTRIBUTION_LABELS = ("attribution", "gen_ai_provider_name", "gen_ai_request_model", "upstream")
+ATTRIBUTION_REQUESTS = Instrument(
+    "model_sidecar.attribution.requests", COUNTER, "{call}",
+    "Calls by attribution value (attribution.header), by outcome and upstream HTTP status: "
+    "model_sidecar_requests_total split by team or feature (only with attribution configured).",
+    (*ATTRIBUTION_LABELS, "outcome", "http_status_code"),
+)  # fmt: skip
+ATTRIBUTION_TOKENS = Instrument(
+    "model_sidecar.attribution.tokens", COUNTER, "{token}",
+    "Tokens reported by the provider by attribution value: model_sidecar_tokens_total split "
+    "by team or feature (only with attribution configured).",
+    (*ATTRIBUTION_LABELS, "gen_ai_token_type"),
+)  # fmt: skip
+ATTRIBUTION_COST = Instrument(
+    "model_sidecar.attribution.cost", COUNTER, "USD",
+    "Estimated cost by attribution value: model_sidecar_cost_usd_total split by team or "
+    "feature (only with attribution configured).",
+    ATTRIBUTION_LABELS,
+)  # fmt: skip
+QUOTA_METRICS = (RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, RATELIMIT_HEADER_ERRORS)
+ATTRIBUTION_METRICS = (ATTRIBUTION_REQUESTS, ATTRIBUTION_TOKENS, ATTRIBUTION_COST)
+
 # Every model_sidecar_* metric, in exposition order. A new one is a row above plus its name
 # here (docs/metrics.md, the registry and OTLP metrics follow from the table).
 SIDECAR_METRICS = (
@@ -699,6 +762,8 @@ SIDECAR_METRICS = (
     LABEL_OVERFLOW,
     *EXPERIMENT_METRICS,
     *REALTIME_METRICS,
+    *QUOTA_METRICS,
+    *ATTRIBUTION_METRICS,
 )
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from sidecar.record import OK, CallRecord
 from sidecar.telemetry.conventions import (
+    ATTRIBUTION_COST,
+    ATTRIBUTION_REQUESTS,
+    ATTRIBUTION_TOKENS,
     CHUNK_GAPS,
     CONFIDENCE,
     COST,
@@ -24,6 +27,10 @@ from sidecar.telemetry.conventions import (
     LOW_CONFIDENCE,
     OVERHEAD,
     PER_OPERATION,
+    RATELIMIT_HEADER_ERRORS,
+    RATELIMIT_LIMIT,
+    RATELIMIT_REMAINING,
+    RATELIMIT_RESET,
     REALTIME_FIRST_OUTPUT,
     REPEAT_OUTPUTS,
     REQUESTS,
@@ -59,18 +66,19 @@ _SIDECAR_TOKEN_TYPES = (
 class _LabelSet:
     """The children of every metric for one set of common label values, made on first use."""
 
-    __slots__ = ("_children", "_metrics", "_values")
+    __slots__ = ("_children", "_metrics", "values")
 
     def __init__(self, metrics: MetricRegistry, values: tuple[str, ...]) -> None:
         self._metrics = metrics
-        self._values = values
+        # The common label values, in COMMON_LABELS order.
+        self.values = values
         self._children: dict[tuple[str, ...], Any] = {}
 
     def child(self, *key: str) -> Any:
         """The child of metric `key[0]` whose extra labels take the values `key[1:]`."""
         child = self._children.get(key)
         if child is None:
-            child = self._metrics.metric(key[0]).labels(*self._values, *key[1:])
+            child = self._metrics.metric(key[0]).labels(*self.values, *key[1:])
             self._children[key] = child
         return child
 
@@ -226,6 +234,43 @@ class PrometheusSink:
             series.child(COST_UNKNOWN.name).inc()
         if record.repeat_result is not None:
             series.child(REPEAT_OUTPUTS.name, record.repeat_result).inc()
+        # Quota headroom and attribution (issue #21).
+        # The request model as bounded for this call's label set (resolved once per call).
+        model = series.values[2]
+        if record.rate_limits or record.rate_limit_errors:
+            self._quota(record, model)
+        if record.attribution is not None:
+            self._attributed(record, model)
+
+    def _quota(self, record: CallRecord, model: str) -> None:
+        """The provider's last word on its quota windows (gauges: the newest answer wins)."""
+        metrics = self.metrics
+        for window in record.rate_limits:
+            labels = (record.upstream, model, window.kind)
+            for definition, value in (
+                (RATELIMIT_LIMIT, window.limit),
+                (RATELIMIT_REMAINING, window.remaining),
+                (RATELIMIT_RESET, window.reset_seconds),
+            ):
+                if value is not None:
+                    metrics.set(definition, labels, value)
+        if record.rate_limit_errors:
+            metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
+
+    def _attributed(self, record: CallRecord, model: str) -> None:
+        """Calls, tokens and cost by the call's (bounded) attribution value."""
+        metrics = self.metrics
+        labels = (record.attribution or "", record.provider_name, model, record.upstream)
+        status = record.http_status
+        metrics.inc(
+            ATTRIBUTION_REQUESTS, (*labels, record.outcome, "" if status is None else str(status))
+        )
+        for token_type, field in _SIDECAR_TOKEN_TYPES:
+            count = getattr(record, field)
+            if count:
+                metrics.inc(ATTRIBUTION_TOKENS, (*labels, token_type), count)
+        if record.cost_usd is not None:
+            metrics.inc(ATTRIBUTION_COST, labels, max(0.0, record.cost_usd))
 
     def dropped(self, record: CallRecord) -> None:
         """Count a finished call the pipeline dropped, and end its in-flight count."""
