@@ -157,6 +157,26 @@ audit:
 ui:                                     # the comparison page at the admin listener's /
   enabled: true
   snapshot_interval_seconds: 5
+slos:                                   # rules and alerts: `model-sidecar slo-rules`
+  - name: chat-ttft                     # 99 % of streamed gpt-4o calls start within 1.28 s
+    kind: latency
+    measure: ttft
+    threshold_seconds: 1.28             # a bucket boundary (docs/slos.md)
+    objective: 0.99
+    window: 28d
+    model: gpt-4o
+    upstream: openai
+  - name: calls-succeed                 # 99.9 % of all calls succeed
+    kind: success
+    objective: 0.999
+attribution:                            # cost, tokens and calls by team
+  header: x-team
+  values: [search, ads, support]        # anything else: `other`; no header: `none`
+  max_values: 50                        # the bound without `values`
+  strip: true                           # the provider never sees the header
+budgets:                                # USD; CostBudgetAtRisk from `model-sidecar slo-rules`
+  search: {usd_per_day: 200}
+  ads: {usd_per_month: 3000}
 """
 
 

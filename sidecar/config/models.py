@@ -20,6 +20,7 @@ from sidecar.config.experiments import (
     Problem,
     check_experiments,
 )
+from sidecar.config.objectives import AttributionConfig, BudgetConfig, SloConfig
 from sidecar.config.retry import RetryConfig
 from sidecar.config.strict import Strict
 from sidecar.config.ui import UiConfig
@@ -311,6 +312,47 @@ class SidecarConfig(Strict):
     ui: UiConfig = Field(
         default_factory=UiConfig, description="The live comparison page on the admin listener."
     )
+    # Quota, SLOs and cost by team (issue #21; docs/slos.md, docs/attribution.md).
+    slos: list[SloConfig] = Field(
+        default_factory=list,
+        description="Service level objectives: rules and burn-rate alerts from "
+        "`model-sidecar slo-rules`; see docs/slos.md.",
+    )
+    attribution: AttributionConfig | None = Field(
+        default=None,
+        description="A request header (team, feature) that becomes the bounded `attribution` "
+        "label of the calls, tokens and cost counters; see docs/attribution.md.",
+    )
+    budgets: dict[str, BudgetConfig] = Field(
+        default_factory=dict,
+        description="Spend budgets by attribution value (USD per day or month): a forecast "
+        "and the CostBudgetAtRisk alert from `model-sidecar slo-rules`.",
+    )
+
+    @model_validator(mode="after")
+    def _check_objectives(self) -> SidecarConfig:
+        problems: list[Problem] = []
+        names = [slo.name for slo in self.slos]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                problems.append(Problem(("slos", index, "name"), f"two SLOs are named {name!r}"))
+        if self.budgets and self.attribution is None:
+            problems.append(
+                Problem(("budgets",), "budgets need `attribution:` (the header they split by)")
+            )
+        elif self.attribution is not None and self.attribution.values is not None:
+            for value in self.budgets:
+                if value not in self.attribution.values and value != "other":
+                    problems.append(
+                        Problem(
+                            ("budgets", value),
+                            f"budget {value!r} is not one of attribution.values "
+                            f"({', '.join(self.attribution.values)}) nor `other`",
+                        )
+                    )
+        if problems:
+            raise ConfigProblems(problems)
+        return self
 
     @field_validator("listen", "admin_listen", mode="before")
     @classmethod

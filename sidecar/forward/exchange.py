@@ -226,6 +226,7 @@ class Exchange:
         client_retry_count: int = 0,
         idempotency_key: bytes | None = None,
         trace_parent: tuple[int, int, bool] | None = None,
+        attribution: str | None = None,
     ) -> CallRecord:
         """The call's record with every fact known before forwarding; its span's ids given
         (and sent upstream when propagating) and the sinks told the call has begun."""
@@ -240,6 +241,7 @@ class Exchange:
             client_retry_count,
             idempotency_key,
         )
+        record.attribution = attribution
         if self._tracing:
             ids = start_trace(
                 call.headers, self._rng, propagate=self._propagate, parent=trace_parent

@@ -38,10 +38,11 @@ def _connection_tokens(headers: Headers) -> set[str]:
 
 
 def upstream_request_headers(
-    headers: Headers, accepted_encodings: Iterable[str]
+    headers: Headers, accepted_encodings: Iterable[str], strip: str | None = None
 ) -> CIMultiDict[str]:
-    """The app's headers as sent upstream: no hop-by-hop fields, only encodings we can decode."""
-    drop = _NOT_FORWARDED_UPSTREAM
+    """The app's headers as sent upstream: no hop-by-hop fields, only encodings we can decode,
+    and without `strip` (a lower-case name: the attribution header, when configured so)."""
+    drop = _NOT_FORWARDED_UPSTREAM if strip is None else _NOT_FORWARDED_UPSTREAM | {strip}
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
     result = CIMultiDict([item for item in headers.items() if item[0].lower() not in drop])

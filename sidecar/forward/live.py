@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sidecar.aws.credentials import AwsCredentials
 from sidecar.config.models import AWS_SIGNING_SERVICES, LimitsConfig, SidecarConfig
+from sidecar.forward.attribution import Attribution
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import Router, Upstream, build_upstreams
 from sidecar.http1.client import UpstreamPool
@@ -30,6 +31,8 @@ class Routing:
     pools: Mapping[str, UpstreamPool]
     # None when the sidecar's own retries are off.
     retry_policy: RetryPolicy | None
+    # The attribution header and its admitted values (None: attribution off).
+    attribution: Attribution | None = None
 
 
 def open_pool(upstream: Upstream, limits: LimitsConfig) -> UpstreamPool:
@@ -61,7 +64,10 @@ class LiveRouting:
         upstreams = build_upstreams(config, self._aws_for(config))
         pools = {name: open_pool(upstream, config.limits) for name, upstream in upstreams.items()}
         policy = RetryPolicy(config.retries) if config.retries.enabled else None
-        self.current = Routing(config, upstreams, Router(config, upstreams), pools, policy)
+        attribution = Attribution(config.attribution) if config.attribution else None
+        self.current = Routing(
+            config, upstreams, Router(config, upstreams), pools, policy, attribution
+        )
         self._retired: list[UpstreamPool] = []
 
     def swap(self, config: SidecarConfig) -> bool:
@@ -91,7 +97,13 @@ class LiveRouting:
         policy = old.retry_policy
         if config.retries != old.config.retries:
             policy = RetryPolicy(config.retries) if config.retries.enabled else None
-        self.current = Routing(config, upstreams, Router(config, upstreams), pools, policy)
+        # An unchanged attribution config keeps the values it admitted (labels stay stable).
+        attribution = old.attribution
+        if config.attribution != old.config.attribution:
+            attribution = Attribution(config.attribution) if config.attribution else None
+        self.current = Routing(
+            config, upstreams, Router(config, upstreams), pools, policy, attribution
+        )
         return bool(retired)
 
     def _aws_for(self, config: SidecarConfig) -> AwsCredentials | None:

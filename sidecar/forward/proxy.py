@@ -227,7 +227,15 @@ class Proxy:
             fields = form_fields(body, request.headers.get("Content-Type", ""))
         info = route.protocol.classify(method, route.path, query, fields)
         outbound = Outbound(method, route, query, body, json, info)
-        headers = upstream_request_headers(request.headers, self._encodings)
+        # Attribution is decided once, from the app's own headers, before any is stripped.
+        attribution = routing.attribution
+        label = (
+            None
+            if attribution is None
+            else attribution.resolve(request.headers.get(attribution.header))
+        )
+        strip = None if attribution is None else attribution.strip
+        headers = upstream_request_headers(request.headers, self._encodings, strip)
         idempotency_key = headers.get("Idempotency-Key")
         decision = self._assigner.assign(request_id, outbound, request.headers)
         experiment = variant = pair_id = ""
@@ -248,6 +256,7 @@ class Proxy:
             pair_id=pair_id,
             client_retry_count=int_header(headers, "x-stainless-retry-count"),
             idempotency_key=hash_idempotency_key(idempotency_key) if idempotency_key else None,
+            attribution=label,
         )
         if decision is not None and decision.shadows:
             self._shadows.launch(decision, call, record)

@@ -152,7 +152,12 @@ CHANGES: dict[str, Any] = {
     "audit": {"max_chars": 10},
     "ui": {"snapshot_interval_seconds": 10},
     "admin_token_file": "admin-token",  # written under the test's tmp_path first
+    "slos": [{"name": "s", "kind": "success", "objective": 0.99}],
+    "attribution": {"header": "x-team"},
+    "budgets": {"search": {"usd_per_day": 10}},
 }
+# What a change needs beside it to be valid (budgets split by the attribution header).
+CHANGE_NEEDS: dict[str, dict[str, Any]] = {"budgets": {"attribution": {"header": "x-team"}}}
 
 
 async def test_reload_behaviour_in_the_doc_is_what_a_reload_does(
@@ -165,7 +170,9 @@ async def test_reload_behaviour_in_the_doc_is_what_a_reload_does(
     sidecar = await sidecar_factory()
     original = sidecar.config
     for name, value in changes.items():
-        changed = SidecarConfig.model_validate({**original.model_dump(mode="json"), name: value})
+        changed = SidecarConfig.model_validate(
+            {**original.model_dump(mode="json"), **CHANGE_NEEDS.get(name, {}), name: value}
+        )
         assert getattr(changed, name) != getattr(original, name), name
         sidecar.reload(changed)
         applied = getattr(sidecar.config, name) == getattr(changed, name)
