@@ -1,4 +1,5 @@
-"""`model-sidecar`: serve, check-config, simulate, demo, report, probe, inject-webhook."""
+"""`model-sidecar`: serve, check-config, slo-rules, simulate, demo, report, probe,
+inject-webhook."""
 
 from __future__ import annotations
 
@@ -153,6 +154,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slo_rules(args: argparse.Namespace) -> int:
+    """`model-sidecar slo-rules`: SLO and budget rules from a config (docs/slos.md)."""
+    from sidecar.objectives.command import run
+
+    if args.config and not os.path.isfile(args.config):
+        return usage_error(f"{args.config}: no such file", "slo-rules")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.errors)} error(s):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    return run(config, args.out, args.helm_values)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`model-sidecar simulate`: run the simulated provider standalone."""
     from sidecar.simulate import cli as simulate_cli
@@ -289,6 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and explain errors")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+
+    slo_rules = commands.add_parser(
+        "slo-rules", help="Prometheus rules and alerts for the config's slos: and budgets:"
+    )
+    slo_rules.add_argument("--config", help="config file (default: MODEL_SIDECAR_CONFIG)")
+    slo_rules.add_argument("--out", default="-", help="rule file to write ('-' = stdout)")
+    slo_rules.add_argument(
+        "--helm-values",
+        action="store_true",
+        help="print values for the chart's PrometheusRule (monitoring.prometheusRule.extraGroups)",
+    )
+    slo_rules.set_defaults(func=cmd_slo_rules)
 
     from sidecar.simulate import cli as simulate_cli
 

@@ -54,7 +54,7 @@ def test_config_errors_are_plain() -> None:
         AttributionConfig(header="x-team", values=["other"])
     with pytest.raises(ValidationError, match="not a valid header name"):
         AttributionConfig(header="x team")
-    with pytest.raises(ValidationError, match="not one of attribution.values"):
+    with pytest.raises(ValidationError, match=r"not one of attribution\.values"):
         SidecarConfig.model_validate(
             {
                 "attribution": {"header": "x-team", "values": ["search"]},
