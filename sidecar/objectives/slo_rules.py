@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from prometheus_client.utils import floatToGoString
-
 from sidecar.config.objectives import SloConfig
 from sidecar.objectives.rulefile import Alert, Group, Record, number
 from sidecar.telemetry import conventions as c
@@ -56,7 +54,8 @@ def check_threshold(slo: SloConfig, index: int) -> str:
     assert threshold is not None
     for bound in buckets:
         if abs(bound - threshold) <= 1e-9 * max(1.0, bound):
-            return floatToGoString(bound)
+            # As prometheus_client writes `le` for these bounds: repr (`1.28`, `600.0`).
+            return repr(float(bound))
     below = [b for b in buckets if b < threshold]
     above = [b for b in buckets if b > threshold]
     nearest = " and ".join(f"{b:g} s" for b in (below[-1:] + above[:1]))
