@@ -27,6 +27,8 @@ FIRES_WHEN: Mapping[str, str] = MappingProxyType(
         "ModelDailyBudgetAtRisk": "spend over the next 24 h, projected with `predict_linear` "
         "from the last 6 h, > `daily_budget_usd`",
         "ModelRetryStorm": "retries per call > `retry_ratio`",
+        "ProviderQuotaExhaustionSoon": "a provider quota (by upstream, model, kind) runs out "
+        "within 15 m at the rate of the last 10 m, before its window resets",
         "ModelLowConfidenceHigh": "low-confidence share of answers (30 m) > `low_confidence_ratio`",
         "ModelOutputNotRepeatable": "share of temperature-0 repeats that differ (1 h) > "
         "`not_repeatable_ratio`, after at least `min_repeat_checks` checks",

@@ -10,6 +10,7 @@ from alerts import docs, emit
 from alerts.fleet_alerts import experiment_alerts, sidecar_alerts
 from alerts.model import RuleGroup
 from alerts.model_alerts import error_budget_alerts, latency_alerts, quality_alerts, spend_alerts
+from alerts.quota import quota_alerts, quota_rules
 from alerts.recording import (
     DEFAULT_TIMING,
     Timing,
@@ -41,6 +42,8 @@ def rule_groups(timing: Timing = DEFAULT_TIMING) -> tuple[RuleGroup, ...]:
         RuleGroup("model-sidecar.quality", retry_rules(timing) + quality_alerts(t, timing)),
         RuleGroup("model-sidecar.experiments", arm_rules(timing) + experiment_alerts(t, timing)),
         RuleGroup("model-sidecar.sidecar", sidecar_alerts(t, timing)),
+        # Provider quota headroom (issue #21).
+        RuleGroup("model-sidecar.quota", quota_rules() + quota_alerts(t, timing.for_("5m"))),
     )
 
 

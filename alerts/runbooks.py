@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alerts import series as s
 from alerts.model import Runbook
+from alerts.quota import RUNBOOK as QUOTA_RUNBOOK
 
 P95_QUERY = (
     "`histogram_quantile(0.95, sum by (le, gen_ai_request_model, upstream) ("
@@ -270,4 +271,5 @@ RUNBOOKS: tuple[Runbook, ...] = (
             "CPU; sample spans (`OTEL_TRACES_SAMPLER`)."
         ),
     ),
+    QUOTA_RUNBOOK,
 )

@@ -365,3 +365,28 @@ groups:
           summary: "model-sidecar {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) drops telemetry"
           description: "The sidecar at {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) drops {{`{{ printf \"%.3g\" $value }}`}} telemetry items per second in sink {{`{{ $labels.sink }}`}}: metrics, spans or records are missing."
           runbook_url: "{{ .Values.alerts.runbookUrl }}#modelsidecartelemetrydropping"
+  - name: model-sidecar.quota
+    rules:
+      - record: upstream_model_kind:model_sidecar_ratelimit_remaining:min
+        expr: |-
+          min by (upstream, gen_ai_request_model, kind) (model_sidecar_ratelimit_remaining)
+      - record: upstream_model_kind:model_sidecar_ratelimit_reset_seconds:max
+        expr: |-
+          max by (upstream, gen_ai_request_model, kind) (model_sidecar_ratelimit_reset_seconds)
+      - record: upstream_model_kind:model_sidecar_ratelimit_remaining:exhaustion_seconds
+        expr: |-
+          upstream_model_kind:model_sidecar_ratelimit_remaining:min
+          /
+          (-deriv(upstream_model_kind:model_sidecar_ratelimit_remaining:min[10m]) > 0)
+      - alert: ProviderQuotaExhaustionSoon
+        expr: |-
+          upstream_model_kind:model_sidecar_ratelimit_remaining:exhaustion_seconds < 900
+          and on (upstream, gen_ai_request_model, kind)
+          upstream_model_kind:model_sidecar_ratelimit_remaining:exhaustion_seconds < upstream_model_kind:model_sidecar_ratelimit_reset_seconds:max
+        for: 5m
+        labels:
+          severity: "warning"
+        annotations:
+          summary: "The {{`{{ $labels.kind }}`}} quota of {{`{{ $labels.gen_ai_request_model }}`}} at {{`{{ $labels.upstream }}`}} runs out soon"
+          description: "At the rate of the last 10m, the {{`{{ $labels.kind }}`}} quota of {{`{{ $labels.gen_ai_request_model }}`}} at {{`{{ $labels.upstream }}`}} runs out in {{`{{ $value | humanizeDuration }}`}}, before its window resets: expect 429s."
+          runbook_url: "{{ .Values.alerts.runbookUrl }}#providerquotaexhaustionsoon"
