@@ -5,6 +5,7 @@ from __future__ import annotations
 from alerts import series
 from dashboards import thresholds
 from dashboards.layout import Cell, DashboardSpec, Row
+from dashboards.objectives import attribution_row, quota_row, slo_row
 from dashboards.panels import (
     NEUTRAL,
     ORANGE,
@@ -392,5 +393,9 @@ def spec() -> DashboardSpec:
             _tokens_and_cost(),
             _retries_and_confidence(),
             realtime_row(),
+            # Quota headroom, SLOs and cost by team (issue #21).
+            quota_row(),
+            slo_row(),
+            attribution_row(),
         ],
     )

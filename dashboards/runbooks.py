@@ -26,6 +26,7 @@ ALERTS = frozenset(
         "ModelSidecarStopLossTripped",
         "ModelSidecarDown",
         "ModelSidecarTelemetryDropping",
+        "ProviderQuotaExhaustionSoon",
     }
 )
 

@@ -254,8 +254,9 @@ class PrometheusSink:
             ):
                 if value is not None:
                     metrics.set(definition, labels, value)
-        if record.rate_limit_errors:
-            metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
+        # Also by 0: the series exists from the first answer with headers (increase() sees
+        # the first malformed one).
+        metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
 
     def _attributed(self, record: CallRecord, model: str) -> None:
         """Calls, tokens and cost by the call's (bounded) attribution value."""

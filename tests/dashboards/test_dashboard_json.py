@@ -18,6 +18,9 @@ from tests.helpers.grafana import VARIABLE
 
 DASHBOARDS = {name: json.loads(text) for name, text in render_all().items()}
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}
+# Series recorded by the rules `model-sidecar slo-rules` generates (SLOs, budgets): aggregated
+# over the fleet, they carry no job, namespace or pod to filter by.
+RECORDED_FLEET_SERIES = re.compile(r"\b(?:slo|attribution):[a-z0-9_]+(?::[a-z0-9_]+)?")
 # A range selector's window: `…}[window]` (every selector carries matchers).
 RANGE = re.compile(r"\}\[([^\]]+)\]")
 QUANTILE = re.compile(r"histogram_quantile\(([^,]+), (\w+)")
@@ -138,6 +141,9 @@ def test_queries_use_only_defined_variables(dashboard: dict[str, Any]) -> None:
     for panel, target in targets(dashboard):
         used = {a or b for a, b in VARIABLE.findall(target["expr"])}
         assert used <= defined, (panel["title"], used - defined)
+        if RECORDED_FLEET_SERIES.search(target["expr"]):
+            assert not used, (panel["title"], used)
+            continue
         for name in ("job", "namespace", "pod"):
             assert f'{name}=~"${name}"' in target["expr"], (panel["title"], name)
 

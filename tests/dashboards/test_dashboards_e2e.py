@@ -13,8 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
-from dashboards.generate import OUTPUT_DIRS, SPECS
+from dashboards.generate import OUTPUT_DIRS, REPO_ROOT, SPECS
+from sidecar.config.load import load_config
+from sidecar.objectives.command import groups_for
+from sidecar.objectives.rulefile import rule_file
 from tests.helpers.grafana import resolve_variables, selectors, substitute
 from tests.helpers.prometheus import PrometheusServer, running_prometheus
 from tests.helpers.records import RecordingSink
@@ -31,6 +35,7 @@ PROVIDERS = ["anthropic", "gcp.gemini", "openai"]
 # Scrapes are every second; a late rate window may need one more before it has two samples.
 SETTLE_SECONDS = 5.0
 
+OBJECTIVES = REPO_ROOT / "alerts" / "tests" / "objectives" / "config.yaml"
 SIDECAR_CONFIG: dict[str, Any] = {
     # The sidecar's own retries: only 503, quickly, always within budget.
     "retries": {
@@ -43,6 +48,8 @@ SIDECAR_CONFIG: dict[str, Any] = {
     # gpt-4.1-nano (token probability ~0.5) is low, gpt-4o-mini (~0.95) is not.
     "confidence": {"threshold": 0.7},
     "experiments": EXPERIMENTS,
+    # Attribution, SLOs and budgets: the cost-by-team and SLO panels (their rules are loaded).
+    **yaml.safe_load(OBJECTIVES.read_text()),
 }
 
 
@@ -98,6 +105,18 @@ async def empty_queries(
     return failures, len(checks)
 
 
+async def team_calls(base: str, sdk: SDKClients) -> int:
+    """A call from each team that has a budget (the cost-by-team panels and forecasts)."""
+    client = sdk.openai(base)
+    for team in ("search", "ads"):
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": f"A question from {team}."}],
+            extra_headers={"x-team": team},
+        )
+    return 2
+
+
 async def shadowed(records: RecordingSink, calls: int) -> int:
     """Once the sidecar recorded `calls` app calls: how many of them were shadowed."""
     done = await records.wait_for(calls)
@@ -116,12 +135,16 @@ async def test_every_panel_query_returns_data(
 ) -> None:
     sidecar = await sidecar_factory(SIDECAR_CONFIG, environ=mode_environ(mode))
     admin = urlsplit(sidecar.admin_url).netloc
-    async with running_prometheus([admin], tmp_path / "prometheus") as prometheus:
+    rules = tmp_path / "objectives.yaml"
+    rules.write_text(rule_file(groups_for(load_config(OBJECTIVES))))
+    async with running_prometheus([admin], tmp_path / "prometheus", [rules]) as prometheus:
         # Two waves with a scrape between them: every series exists before it increases,
         # so rates over the window are above zero.
         calls = await send_wave(sidecar.proxy_url, sdk, simulator)
+        calls += await team_calls(sidecar.proxy_url, sdk)
         await wait_for_calls(prometheus, calls, await shadowed(records, calls))
         calls += await send_wave(sidecar.proxy_url, sdk, simulator)
+        calls += await team_calls(sidecar.proxy_url, sdk)
         await wait_for_calls(prometheus, calls, await shadowed(records, calls))
 
         dashboards = committed_dashboards()
