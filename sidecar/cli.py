@@ -212,7 +212,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return usage_error(f"--window: {exc}", "report")
         try:
-            samples = fetch_samples(args.prometheus, args.window)
+            if args.by == "team":
+                from sidecar.tools.report_teams import fetch_team_samples
+
+                samples = fetch_team_samples(args.prometheus, args.window)
+            else:
+                samples = fetch_samples(args.prometheus, args.window)
         except PrometheusError as exc:
             print(f"model-sidecar report: {exc}", file=sys.stderr)
             return 1
@@ -232,6 +237,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         title = f"Per model and arm, from {url} (since the sidecar started)"
     else:
         return usage_error("give a sidecar's admin URL or --prometheus URL", "report")
+    if args.by == "team":
+        from sidecar.tools.report_teams import by_team, render
+
+        title = title.replace("Per model and arm", "Per team (attribution header)")
+        print(render(by_team(samples), args.format, title), end="")
+        return 0
     stats = aggregate(inference_only(samples), ARM_GROUP)
     print(render_comparison(stats, args.format, title, wide=args.wide), end="")
     return 0
@@ -347,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--prometheus", metavar="URL", help="read from this Prometheus instead")
     report.add_argument("--window", default="1h", help="with --prometheus: time window (1h)")
     report.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    report.add_argument(
+        "--by",
+        choices=("arm", "team"),
+        default="arm",
+        help="arm: per model and experiment arm (default); team: per attribution value",
+    )
     report.add_argument(
         "--wide",
         action="store_true",

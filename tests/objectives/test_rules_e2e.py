@@ -24,6 +24,7 @@ from sidecar.objectives.command import groups_for
 from sidecar.objectives.rulefile import rule_file as generated_rule_file
 from sidecar.simulate.quota import Quotas
 from sidecar.simulate.simulator import Simulator
+from sidecar.tools.report_teams import by_team, fetch_team_samples
 from tests.helpers.prometheus import PrometheusServer, running_prometheus
 from tests.helpers.sdk import SDKClients
 from tests.helpers.sidecar import Sidecars
@@ -127,6 +128,15 @@ async def test_every_generated_rule_evaluates_and_the_quota_alert_comes_before_t
                     await asyncio.sleep(1)
                     missing = await missing_records(prometheus, checked)
                 rules = (await prometheus.api("rules"))["groups"]
+                # `report --by team --prometheus`: the same teams, over the last 10 minutes,
+                # once every call (the quota's and the 429) was scraped.
+                await prometheus.wait_for_series(
+                    'sum(model_sidecar_attribution_requests_total{attribution="none"})'
+                    f" >= {QUOTA + 1}"
+                )
+                teams_report = by_team(
+                    await asyncio.to_thread(fetch_team_samples, prometheus.url, "10m")
+                )
                 budget_by_team = await prometheus.query(
                     "attribution:model_sidecar_attribution_cost_usd:rate1h"
                 )
@@ -151,3 +161,6 @@ async def test_every_generated_rule_evaluates_and_the_quota_alert_comes_before_t
     # The unknown team is `other`, calls without the header `none`; nothing else is a label.
     teams = {item["metric"]["attribution"] for item in budget_by_team}
     assert teams == {"search", "ads", "other", "none"}
+    calls = {item.team: item.calls for item in teams_report}
+    assert calls["search"] == calls["ads"] == calls["other"] == 12
+    assert calls["none"] == QUOTA + 1  # the quota's calls and the first 429
