@@ -1,6 +1,7 @@
 """The config examples in the docs, kept true: every YAML block that names its file (first line
 `# NAME.yaml`) is run through `model-sidecar check-config`, and a console block that shows
-`$ model-sidecar check-config NAME.yaml` gets that command's real output under it.
+`$ model-sidecar check-config NAME.yaml` (or `$ model-sidecar slo-rules --config NAME.yaml`)
+gets that command's real output under it.
 
 python -m sidecar.tools.doc_examples          # rewrite the outputs in the docs
 python -m sidecar.tools.doc_examples --check  # exit 1 when an output is stale or an example
@@ -20,10 +21,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ("README.md", "docs/experiments.md")
+DOCS = (
+    "README.md",
+    "docs/experiments.md",
+    "docs/quota.md",
+    "docs/slos.md",
+    "docs/attribution.md",
+)
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 _FILE_HEADER = re.compile(r"^# (?P<name>[\w.-]+\.ya?ml)\s*$")
-_COMMAND = re.compile(r"^\$ model-sidecar check-config (?P<name>[\w.-]+\.ya?ml)\s*$")
+_COMMAND = re.compile(
+    r"^\$ model-sidecar (?P<command>check-config|slo-rules --config) (?P<name>[\w.-]+\.ya?ml)\s*$"
+)
 
 
 class DocExampleError(Exception):
@@ -37,9 +46,10 @@ class CheckResult(NamedTuple):
     output: str
 
 
-def check_config(name: str, text: str) -> CheckResult:
-    """Run `model-sidecar check-config NAME` on `text`, as a reader would: a file of that name in
-    the current directory, no MODEL_SIDECAR_* variables set."""
+def check_config(name: str, text: str, command: str = "check-config") -> CheckResult:
+    """Run `model-sidecar check-config NAME` (or another `command` taking the file) on `text`, as
+    a reader would: a file of that name in the current directory, no MODEL_SIDECAR_* variables
+    set."""
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith("MODEL_SIDECAR_")
     }
@@ -47,7 +57,7 @@ def check_config(name: str, text: str) -> CheckResult:
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, name).write_text(text)
         done = subprocess.run(
-            [sys.executable, "-m", "sidecar.cli", "check-config", name],
+            [sys.executable, "-m", "sidecar.cli", *command.split(), name],
             cwd=directory,
             env=environ,
             capture_output=True,
@@ -80,7 +90,7 @@ def render(text: str, doc: str) -> str:
                     f"block starting with `# {name}`"
                 )
             shown.add(name)
-            result = check_config(name, files[name])
+            result = check_config(name, files[name], command["command"])
             pieces.append(text[position : block.start("body")])
             pieces.append(f"{first}\n{result.output}")
             position = block.end("body")
