@@ -1,6 +1,6 @@
 """Provider quota headroom: the time until a provider's rate limit runs out at the current
-rate (from the model_sidecar_ratelimit_* gauges the sidecars export from every response's
-rate-limit headers), and ProviderQuotaExhaustionSoon when that comes before the window resets.
+rate (from the rate-limit gauges the sidecars export from every response's rate-limit
+headers), and ProviderQuotaExhaustionSoon when that comes before the window resets.
 
 Every pod calling a provider with the same key sees the same quota, so the fleet's view is the
 lowest remaining count and the latest reset reported for each upstream, model and kind.

@@ -10,9 +10,11 @@ from sidecar.config.objectives import BudgetConfig
 from sidecar.objectives.rulefile import Alert, Group, Record, number
 from sidecar.telemetry import conventions as c
 
-SPEND_RATE = "attribution:model_sidecar_attribution_cost_usd:rate1h"
-FORECAST = "attribution:model_sidecar_attribution_cost_usd:forecast"
-BUDGET = "attribution:model_sidecar_cost_budget_usd"
+_COST = c.ATTRIBUTION_COST.name.removesuffix("_total")
+# Record names: level `attribution`, then the counter they read.
+SPEND_RATE = f"attribution:{_COST}:rate1h"
+FORECAST = f"attribution:{_COST}:forecast"
+BUDGET = f"attribution:{_COST}:budget"
 PERIOD_SECONDS = {"day": 86_400, "month": 30 * 86_400}
 RUNBOOK_PAGE = "attribution.md"
 
