@@ -129,6 +129,9 @@ class PrometheusSink:
         # Bounded by configuration: operations, providers and upstreams are fixed sets.
         self._in_flight: dict[tuple[str, str, str], Any] = {}
         self._in_flight_gauge = metrics.metric(IN_FLIGHT.name)
+        # (upstream, model, kind) -> the limit, remaining and reset gauges (bounded: upstreams
+        # x bounded models x four kinds).
+        self._quota_gauges: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
 
     def _in_flight_child(self, record: CallRecord) -> Any:
         key = (record.request.operation, record.provider_name, record.upstream)
@@ -244,19 +247,24 @@ class PrometheusSink:
 
     def _quota(self, record: CallRecord, model: str) -> None:
         """The provider's last word on its quota windows (gauges: the newest answer wins)."""
-        metrics = self.metrics
         for window in record.rate_limits:
-            labels = (record.upstream, model, window.kind)
-            for definition, value in (
-                (RATELIMIT_LIMIT, window.limit),
-                (RATELIMIT_REMAINING, window.remaining),
-                (RATELIMIT_RESET, window.reset_seconds),
+            key = (record.upstream, model, window.kind)
+            gauges = self._quota_gauges.get(key)
+            if gauges is None:
+                if len(self._quota_gauges) >= MAX_CACHED_LABEL_SETS:
+                    del self._quota_gauges[next(iter(self._quota_gauges))]
+                gauges = self._quota_gauges[key] = tuple(
+                    self.metrics.metric(d.name).labels(*key)
+                    for d in (RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET)
+                )
+            for gauge, value in zip(
+                gauges, (window.limit, window.remaining, window.reset_seconds), strict=True
             ):
                 if value is not None:
-                    metrics.set(definition, labels, value)
+                    gauge.set(value)
         # Also by 0: the series exists from the first answer with headers (increase() sees
         # the first malformed one).
-        metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
+        self.metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
 
     def _attributed(self, record: CallRecord, model: str) -> None:
         """Calls, tokens and cost by the call's (bounded) attribution value."""
