@@ -62,6 +62,9 @@ _SIDECAR_TOKEN_TYPES = (
     ("cache_read_audio", "cache_read_audio_tokens"),
 )
 
+# The gauges of one quota window, in RateLimit's order (limit, remaining, reset).
+_QUOTA_GAUGES = (RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET)
+
 
 class _LabelSet:
     """The children of every metric for one set of common label values, made on first use."""
@@ -131,7 +134,7 @@ class PrometheusSink:
         self._in_flight_gauge = metrics.metric(IN_FLIGHT.name)
         # (upstream, model, kind) -> the limit, remaining and reset gauges (bounded: upstreams
         # x bounded models x four kinds).
-        self._quota_gauges: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._quota_gauges: dict[tuple[str, str, str], list[Any]] = {}
 
     def _in_flight_child(self, record: CallRecord) -> Any:
         key = (record.request.operation, record.provider_name, record.upstream)
@@ -253,15 +256,16 @@ class PrometheusSink:
             if gauges is None:
                 if len(self._quota_gauges) >= MAX_CACHED_LABEL_SETS:
                     del self._quota_gauges[next(iter(self._quota_gauges))]
-                gauges = self._quota_gauges[key] = tuple(
-                    self.metrics.metric(d.name).labels(*key)
-                    for d in (RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET)
-                )
-            for gauge, value in zip(
-                gauges, (window.limit, window.remaining, window.reset_seconds), strict=True
-            ):
-                if value is not None:
-                    gauge.set(value)
+                gauges = self._quota_gauges[key] = [None, None, None]
+            values = (window.limit, window.remaining, window.reset_seconds)
+            for index, value in enumerate(values):
+                if value is None:
+                    continue  # never reported (Azure has no limit): no series, not a 0
+                gauge = gauges[index]
+                if gauge is None:
+                    name = _QUOTA_GAUGES[index].name
+                    gauge = gauges[index] = self.metrics.metric(name).labels(*key)
+                gauge.set(value)
         # Also by 0: the series exists from the first answer with headers (increase() sees
         # the first malformed one).
         self.metrics.inc(RATELIMIT_HEADER_ERRORS, (record.upstream,), record.rate_limit_errors)
