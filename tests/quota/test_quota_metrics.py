@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.config.models import TelemetryConfig
 from sidecar.record import RateLimit
-from sidecar.simulate.quota import Quotas
+from sidecar.simulate.quota import Quotas, QuotaState
 from sidecar.simulate.simulator import Simulator
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.prometheus import PrometheusSink
@@ -100,3 +100,42 @@ def test_the_sink_counts_malformed_headers_and_bounds_the_model_label() -> None:
     )
     assert 'model_sidecar_ratelimit_limit{gen_ai_request_model="other"' not in text
     assert 'model_sidecar_ratelimit_header_errors_total{upstream="openai"} 2.0' in text
+
+
+class GarbledQuotas(Quotas):
+    """A provider whose rate-limit headers are broken (a proxy in front of it mangles them)."""
+
+    @staticmethod
+    def headers(provider: str, state: QuotaState) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": "lots",
+            "x-ratelimit-remaining-requests": "-1",
+            "x-ratelimit-reset-requests": "soon",
+            "x-ratelimit-remaining-tokens": str(state.tokens_remaining),
+        }
+
+
+async def test_malformed_headers_are_counted_and_the_call_is_untouched(sdk: SDKClients) -> None:
+    sim = Simulator(fastest=True, quotas=GarbledQuotas())
+    async with running_simulator(sim) as running:
+        sidecars = Sidecars(running.url, [])
+        try:
+            sidecar = await sidecars.start()
+            client = sdk.openai(sidecar.proxy_url)
+            raw = await client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+            samples = await scrape(sidecar.admin_url)
+        finally:
+            await sidecars.stop_all()
+    # The app got its answer and the provider's headers exactly as sent.
+    assert raw.http_response.status_code == 200
+    assert raw.parse().choices[0].message.content
+    assert raw.headers["x-ratelimit-limit-requests"] == "lots"
+    assert total(samples, "model_sidecar_ratelimit_header_errors_total", upstream="openai") == 3
+    assert total(samples, "model_sidecar_requests_total", outcome="ok") == 1
+    # The one good header still counts; the broken ones made no series.
+    assert [s.labels["kind"] for s in series(samples, "model_sidecar_ratelimit_remaining")] == [
+        "tokens"
+    ]
+    assert series(samples, "model_sidecar_ratelimit_limit") == []
