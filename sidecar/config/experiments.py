@@ -157,11 +157,11 @@ class RolloutPrometheusConfig(Strict):
     url: str = Field(
         min_length=1, description="Base URL of the Prometheus that scrapes every sidecar."
     )
-    timeout: Seconds = Field(default=5.0, gt=0, description="Per query (e.g. 5s).")
+    timeout: Seconds = Field(default=5.0, gt=0, description="Per query: seconds or 5s.")
     lookback: Seconds = Field(
         default=600.0,
         gt=0,
-        description="How far back a joining sidecar looks for the fleet's state (e.g. 10m).",
+        description="How far back a joining sidecar looks for the fleet's state: seconds or 10m.",
     )
 
 
@@ -180,7 +180,7 @@ class RolloutConfig(Strict):
         "decision: prometheus).",
     )
     min_duration: Seconds = Field(
-        default=600.0, ge=0, description="Least time at a step before it advances (e.g. 10m)."
+        default=600.0, ge=0, description="Least time at a step before it advances: seconds or 30s, 10m, 1h."
     )
     on_complete: Literal["promote", "hold"] = Field(
         default="promote",
@@ -193,7 +193,7 @@ class RolloutConfig(Strict):
         "reads the same fleet-wide verdict from Prometheus.",
     )
     evaluation_interval: Seconds = Field(
-        default=15.0, gt=0, description="How often the gates are evaluated (e.g. 15s)."
+        default=15.0, gt=0, description="How often the gates are evaluated: seconds or 15s, 1m."
     )
     prometheus: RolloutPrometheusConfig | None = Field(
         default=None, description="Required with decision: prometheus."
