@@ -10,6 +10,7 @@ from alerts import docs, emit
 from alerts.fleet_alerts import experiment_alerts, sidecar_alerts
 from alerts.model import RuleGroup
 from alerts.model_alerts import error_budget_alerts, latency_alerts, quality_alerts, spend_alerts
+from alerts.rollout_alerts import rollout_alerts
 from alerts.recording import (
     DEFAULT_TIMING,
     Timing,
@@ -41,6 +42,7 @@ def rule_groups(timing: Timing = DEFAULT_TIMING) -> tuple[RuleGroup, ...]:
         RuleGroup("model-sidecar.quality", retry_rules(timing) + quality_alerts(t, timing)),
         RuleGroup("model-sidecar.experiments", arm_rules(timing) + experiment_alerts(t, timing)),
         RuleGroup("model-sidecar.sidecar", sidecar_alerts(t, timing)),
+        RuleGroup("model-sidecar.rollouts", rollout_alerts(t, timing)),
     )
 
 
