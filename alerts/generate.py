@@ -10,7 +10,6 @@ from alerts import docs, emit
 from alerts.fleet_alerts import experiment_alerts, sidecar_alerts
 from alerts.model import RuleGroup
 from alerts.model_alerts import error_budget_alerts, latency_alerts, quality_alerts, spend_alerts
-from alerts.rollout_alerts import rollout_alerts
 from alerts.recording import (
     DEFAULT_TIMING,
     Timing,
@@ -20,6 +19,7 @@ from alerts.recording import (
     request_rules,
     retry_rules,
 )
+from alerts.rollout_alerts import rollout_alerts
 from alerts.settings import plain_texts, resolve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
