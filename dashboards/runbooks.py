@@ -26,6 +26,9 @@ ALERTS = frozenset(
         "ModelSidecarStopLossTripped",
         "ModelSidecarDown",
         "ModelSidecarTelemetryDropping",
+        "RolloutRolledBack",
+        "RolloutStuck",
+        "ModelChangedSilently",
     }
 )
 

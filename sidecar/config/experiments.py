@@ -180,7 +180,9 @@ class RolloutConfig(Strict):
         "decision: prometheus).",
     )
     min_duration: Seconds = Field(
-        default=600.0, ge=0, description="Least time at a step before it advances: seconds or 30s, 10m, 1h."
+        default=600.0,
+        ge=0,
+        description="Least time at a step before it advances: seconds or 30s, 10m, 1h.",
     )
     on_complete: Literal["promote", "hold"] = Field(
         default="promote",

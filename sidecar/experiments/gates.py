@@ -212,9 +212,12 @@ def _proportion(
     counts: tuple[float, float, float, float],
 ) -> GateResult:
     hits, calls, control_hits, control_calls = counts
-    if not enough:
+    if not (calls and control_calls):
         return GateResult(gate, WAIT, None, limit, short)
     d, low, high = difference_interval(hits, calls, control_hits, control_calls)
+    if not enough:
+        # The value so far is shown, never judged.
+        return GateResult(gate, WAIT, d, limit, short)
     shares = (
         f"{what} {hits / calls:.2%} ({hits:.0f}/{calls:.0f}) vs the control's "
         f"{control_hits / control_calls:.2%} ({control_hits:.0f}/{control_calls:.0f}); "
@@ -239,11 +242,11 @@ def _ratio(
 ) -> GateResult:
     if candidate is None or control is None:
         return GateResult(gate, SKIP, None, limit, f"{what} not measured")
-    if not enough:
-        return GateResult(gate, WAIT, None, limit, short)
     if control <= 0:
         return GateResult(gate, SKIP, None, limit, f"the control's {what} is 0")
     ratio = candidate / control
+    if not enough:
+        return GateResult(gate, WAIT, ratio, limit, short)
     detail = (
         f"{what} {candidate:.3f} s is {ratio:.2f}x the control's {control:.3f} s (limit {limit:g}x)"
     )

@@ -76,6 +76,19 @@ class ExperimentMetrics:
         metrics.set(defs.ROLLOUT_STEP_MIN_DURATION, (name,), rollout.config.min_duration)
         self._set_active(experiment)
 
+    def rollout_gates(self, experiment: Experiment) -> None:
+        """The gates' values and limits of the last evaluation (a value not measured: none)."""
+        rollout = experiment.rollout
+        if rollout is None:
+            return
+        for gate in rollout.gates:
+            labels = (experiment.name, gate.gate)
+            self._metrics.set(defs.ROLLOUT_GATE_LIMIT, labels, gate.limit)
+            if gate.value is None:
+                self._metrics.remove(defs.ROLLOUT_GATE_VALUE, labels)
+            else:
+                self._metrics.set(defs.ROLLOUT_GATE_VALUE, labels, gate.value)
+
     def rollout_declared(self, experiment: Experiment) -> None:
         """A (new) rollout: its decision error counter at 0."""
         self._metrics.declare(defs.ROLLOUT_DECISION_ERRORS, (experiment.name,))

@@ -111,6 +111,7 @@ class Rollouts:
             reading = Reading(gates=judge(candidate, control, limits, rollout.config.min_calls))
         was_joined = rollout.joined
         transition = rollout.evaluate(reading)
+        self._metrics.rollout_gates(experiment)
         if reading.error is not None:
             self._metrics.rollout_decision_error(experiment)
         if reading.error is not None and self._errors_logged.allow(experiment.name):

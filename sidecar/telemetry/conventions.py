@@ -139,6 +139,8 @@ LABELS = _labels(
      "`paused`"),
     ("from_state", "from_state", "rollout state before a transition (values as `state`)"),
     ("to_state", "to_state", "rollout state after a transition (values as `state`)"),
+    ("gate", "gate",
+     "rollout gate: `errors`, `latency`, `ttft`, `cost`, `low_confidence`, `feedback`"),
     ("system_fingerprint", "openai.response.system_fingerprint",
      "backend fingerprint the provider returned (OpenAI `system_fingerprint`); empty when none"),
 )  # fmt: skip
@@ -698,6 +700,18 @@ ROLLOUT_STEP_MIN_DURATION = Instrument(
     "The rollout's configured minimum time per step (rollout.min_duration).",
     ("experiment",),
 )  # fmt: skip
+ROLLOUT_GATE_VALUE = Instrument(
+    "model_sidecar.rollout_gate_value", GAUGE, "1",
+    "A rollout gate's value at its last evaluation: the candidate-minus-control difference "
+    "(errors, low_confidence, feedback) or candidate/control ratio (latency, ttft, cost); absent "
+    "while not measured.",
+    ("experiment", "gate"),
+)  # fmt: skip
+ROLLOUT_GATE_LIMIT = Instrument(
+    "model_sidecar.rollout_gate_limit", GAUGE, "1",
+    "A rollout gate's configured limit (the stop_loss limit it is judged against).",
+    ("experiment", "gate"),
+)  # fmt: skip
 MODEL_CHANGES = Instrument(
     "model_sidecar.model_change", COUNTER, "{change}",
     "Changes of the response model or system_fingerprint the provider returned for a requested "
@@ -717,6 +731,8 @@ ROLLOUT_METRICS = (
     ROLLOUT_DECISION_ERRORS,
     ROLLOUT_STEP_STARTED,
     ROLLOUT_STEP_MIN_DURATION,
+    ROLLOUT_GATE_VALUE,
+    ROLLOUT_GATE_LIMIT,
     MODEL_CHANGES,
     MODEL_INFO,
 )
