@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ("README.md", "docs/experiments.md")
+DOCS = ("README.md", "docs/experiments.md", "docs/rollouts.md")
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 _FILE_HEADER = re.compile(r"^# (?P<name>[\w.-]+\.ya?ml)\s*$")
 _COMMAND = re.compile(r"^\$ model-sidecar check-config (?P<name>[\w.-]+\.ya?ml)\s*$")
