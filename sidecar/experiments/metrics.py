@@ -76,6 +76,27 @@ class ExperimentMetrics:
         metrics.set(defs.ROLLOUT_STEP_MIN_DURATION, (name,), rollout.config.min_duration)
         self._set_active(experiment)
 
+    def rollout_removed(self, experiment: Experiment) -> None:
+        """A rollout no longer configured (or replaced): its gauges go (counters stay), so no
+        alert reads a state that is no longer anyone's."""
+        rollout = experiment.rollout
+        if rollout is None:
+            return
+        name = experiment.name
+        metrics = self._metrics
+        states = (PENDING, *(step_state(w) for w in rollout.steps), PROMOTED, ROLLED_BACK, PAUSED)
+        for state in states:
+            metrics.remove(defs.ROLLOUT_STATE, (name, state))
+        for gate in rollout.gates:
+            metrics.remove(defs.ROLLOUT_GATE_VALUE, (name, gate.gate))
+            metrics.remove(defs.ROLLOUT_GATE_LIMIT, (name, gate.gate))
+        for gauge in (
+            defs.ROLLOUT_WEIGHT,
+            defs.ROLLOUT_STEP_STARTED,
+            defs.ROLLOUT_STEP_MIN_DURATION,
+        ):
+            metrics.remove(gauge, (name,))
+
     def rollout_gates(self, experiment: Experiment) -> None:
         """The gates' values and limits of the last evaluation (a value not measured: none)."""
         rollout = experiment.rollout

@@ -59,9 +59,6 @@ class Rollouts:
         if rollout is None:
             return
         self._metrics.rollout_declared(experiment)
-        old = self._fleets.pop(experiment.name, None)
-        if old is not None:
-            self._retired.append(old[1])
         prometheus = rollout.config.prometheus
         if rollout.config.decision == "prometheus" and prometheus is not None:
             self._fleets[experiment.name] = (rollout, FleetVerdict(prometheus))
@@ -69,6 +66,16 @@ class Rollouts:
             # Local: this sidecar is the fleet; its state is known from the start.
             self._metrics.rollout(experiment)
         experiment.follow_rollout()
+
+    def removed(self, experiment: Experiment) -> None:
+        """An experiment with a rollout left the config (or was replaced by a changed one)."""
+        if experiment.rollout is None:
+            return
+        self._metrics.rollout_removed(experiment)
+        fleet = self._fleets.get(experiment.name)
+        if fleet is not None and fleet[0] is experiment.rollout:
+            del self._fleets[experiment.name]
+            self._retired.append(fleet[1])
 
     async def run(self) -> None:
         """Evaluate each rollout when it is due, until cancelled."""
@@ -78,6 +85,8 @@ class Rollouts:
 
     async def evaluate_due(self) -> None:
         """Evaluate the rollouts whose interval has passed."""
+        while self._retired:
+            await self._retired.pop().close()
         now = self._clock()
         rollouts = [e for e in self._experiments() if e.rollout is not None]
         live = {id(e.rollout) for e in rollouts}

@@ -95,15 +95,18 @@ class Experiments:
             if kept is not None and kept.config == item:
                 experiments.append(kept)
                 continue
+            if kept is not None:
+                self.rollouts.removed(kept)
             experiment = Experiment(item)
             experiments.append(experiment)
             self.metrics.configured(experiment)
             self.rollouts.configured(experiment)
             self._limiters = {k: v for k, v in self._limiters.items() if k[0] != item.name}
         names = {item.name for item in config.experiments}
-        for name in previous:
+        for name, experiment in previous.items():
             if name not in names:
                 self.metrics.removed(name)
+                self.rollouts.removed(experiment)
         self.table = ExperimentTable(experiments)
         self._upstreams = upstreams
         pending = max((item.shadow.max_pending_pairs for item in config.experiments), default=0)
