@@ -19,6 +19,7 @@ from tests.helpers.experiments import CONTROL_MODEL, QUESTION, split
 from tests.helpers.metrics import scrape, total
 from tests.helpers.sdk import SDKClients
 from tests.helpers.sidecar import SidecarFactory
+from tests.helpers.simulator import RunningSimulator
 
 TOKEN = "rollout-admin-token"
 NAME = "local-rollout"
@@ -134,3 +135,40 @@ async def test_a_failing_candidate_is_rolled_back_by_the_local_gates(
     last = rollout["transitions"][-1]
     assert last["reason"] == "errors" and "80% interval" in last["detail"]
     assert rollout["weight"] == 0
+
+
+async def test_a_failing_query_holds_the_rollout_and_is_counted(
+    sidecar_factory: SidecarFactory, simulator: RunningSimulator
+) -> None:
+    # Something that answers HTTP but is no Prometheus: every query fails.
+    prometheus = {"url": simulator.url + "/not-prometheus", "timeout": "2s"}
+    rollout = experiment(decision="prometheus", prometheus=prometheus)
+    sidecar = await sidecar_factory({"experiments": [rollout]})
+    deadline = time.monotonic() + 10
+    while True:
+        samples = await scrape(sidecar.admin_url)
+        errors = total(samples, "model_sidecar_rollout_decision_errors_total", experiment=NAME)
+        if errors >= 3:
+            break
+        assert time.monotonic() < deadline, errors
+        await asyncio.sleep(0.1)
+    status = (await rollout_status(sidecar))["rollout"]
+    # Never advanced blind: still pending, no weight exported, the reason in /status.
+    assert status["state"] == "pending" and status["weight"] == 0
+    assert status["decision_error"] and "holding" in status["why"]
+    assert not [s for s in samples if s.name == "model_sidecar_rollout_weight"]
+
+
+async def test_a_removed_rollout_takes_its_gauges_with_it(
+    sidecar_factory: SidecarFactory, sdk: SDKClients, models: dict[str, ModelProfile]
+) -> None:
+    sidecar = await sidecar_factory({"experiments": [experiment()]})
+    await calls_until(sidecar, sdk.openai(sidecar.proxy_url), "step_10")
+    samples = await scrape(sidecar.admin_url)
+    assert total(samples, "model_sidecar_rollout_state", experiment=NAME, state="step_10") == 1
+    sidecar.reload(sidecar.config.model_copy(update={"experiments": []}))
+    samples = await scrape(sidecar.admin_url)
+    gauges = ("model_sidecar_rollout_state", "model_sidecar_rollout_weight")
+    assert not [s for s in samples if s.name in gauges and s.labels.get("experiment") == NAME]
+    # Counters stay (Prometheus keeps their history).
+    assert total(samples, "model_sidecar_rollout_transitions_total", experiment=NAME) == 1
