@@ -44,8 +44,9 @@ SKIP = "skip"
 Z_80 = 1.2815515655446004
 # Feedback is judged once each arm has this many messages at the step.
 MIN_FEEDBACK = 20
-# Samples kept per arm and step (memory bound; far above any sane min_calls).
-MAX_SAMPLES = 100_000
+# Samples kept per arm and step (memory bound, ~2 MB an arm; far above any sane min_calls):
+# past it a step is judged on its latest calls.
+MAX_SAMPLES = 20_000
 NEGATIVE_FEEDBACK = frozenset({"rejected", "hallucination"})
 
 

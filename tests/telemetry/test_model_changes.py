@@ -1,6 +1,7 @@
 """Silent model changes: a provider swapping the snapshot behind an alias (response model) or
 the backend (system_fingerprint) is counted once per change, logged once with the old and new
-values, and the info gauge shows what serves the model now."""
+values, and the info gauge shows what serves the model now; going back to a pair already
+served is not counted again."""
 
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ async def test_a_model_change_and_a_fingerprint_change_are_each_counted_once(
         count, current = await serving(sidecar)
         assert count == 2
         assert [c["system_fingerprint"] for c in current] == ["fp_bbb"]
+        # A backend alternating with one it already served moves the gauge, not the count.
+        profiles[ALIAS] = replace(profiles[ALIAS], system_fingerprint="fp_aaa")
+        await calls(client)
+        count, current = await serving(sidecar)
+        assert count == 2
+        assert [c["system_fingerprint"] for c in current] == ["fp_aaa"]
     lines = logs.containing("changed what serves " + ALIAS)
     assert len(lines) == 2, lines
     assert "acme-chat-2026-01-01" in lines[0] and "acme-chat-2026-02-01" in lines[0]
