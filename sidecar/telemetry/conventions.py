@@ -715,7 +715,8 @@ ROLLOUT_GATE_LIMIT = Instrument(
 MODEL_CHANGES = Instrument(
     "model_sidecar.model_change", COUNTER, "{change}",
     "Changes of the response model or system_fingerprint the provider returned for a requested "
-    "model (a silent snapshot swap behind an alias), counted once per change.",
+    "model (a silent snapshot swap behind an alias), counted once per pair not served before "
+    "(a backend alternating between pairs it already served is not counted again).",
     ("gen_ai_request_model",),
 )  # fmt: skip
 MODEL_INFO = Instrument(
