@@ -2,8 +2,9 @@
 
 Every sidecar of a fleet evaluates these same expressions (fleet.py), so every pod sees the
 same verdict. Each returns one series per arm (`variant`), summed over every pod, over the
-current step (`window`). The alert rules (alerts/) use the same definition of a failed call
-(`ERROR_MATCHERS`).
+current step (`window`): counters are read as their growth since the step began (`_growth`),
+exact rather than extrapolated, with series born during the step counted in full. The alert
+rules (alerts/) use the same definition of a failed call (`ERROR_MATCHERS`).
 """
 
 from __future__ import annotations
@@ -36,15 +37,21 @@ def _selector(experiment: str, variant: str, extra: str = "") -> str:
     return f"{{{arms}, {extra}}}" if extra else f"{{{arms}}}"
 
 
+def _growth(series: str, window: str) -> str:
+    """How much each counter series grew over `window`: now minus `window` ago, exactly, or its
+    whole value when it did not exist then (a series born in the window — the first error of a
+    kind — counts in full; `increase()` would drop its first sample). A counter that went down
+    (a restarted pod) counts 0."""
+    return f"(clamp_min({series} - {series} offset {window}, 0) or {series})"
+
+
 def _sum(metric: str, selector: str, window: str) -> str:
-    return f"sum by (variant) (increase({metric}{selector}[{window}]))"
+    return f"sum by (variant) {_growth(metric + selector, window)}"
 
 
 def _p95(metric: str, selector: str, window: str) -> str:
-    return (
-        f"histogram_quantile(0.95, sum by (variant, le) "
-        f"(increase({metric}_bucket{selector}[{window}])))"
-    )
+    growth = _growth(f"{metric}_bucket{selector}", window)
+    return f"histogram_quantile(0.95, sum by (variant, le) {growth})"
 
 
 def evidence_queries(experiment: str, variant: str, window: str) -> dict[str, str]:

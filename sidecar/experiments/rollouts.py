@@ -1,6 +1,7 @@
 """The rollouts of a running sidecar: evaluated on their interval, off the call path.
 
-Each experiment with a `rollout:` is evaluated every `evaluation_interval`: its gates over this
+Each experiment with a `rollout:` is evaluated every `evaluation_interval`, at the wall clock's
+multiples of it (so the pods of a fleet evaluate at the same instants): its gates over this
 sidecar's own calls (decision: local) or the fleet's verdict from Prometheus (decision:
 prometheus, fleet.py); the state machine (rollout.py) moves; the experiment's candidate share
 follows; the transition is counted and logged once. Admin actions (`act`) go the same way.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -42,7 +44,7 @@ class Rollouts:
         self,
         metrics: ExperimentMetrics,
         experiments: Callable[[], Iterable[Experiment]],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._metrics = metrics
         self._experiments = experiments
@@ -97,7 +99,10 @@ class Rollouts:
             due = self._due.get(id(rollout))
             if due is not None and now < due:
                 continue
-            self._due[id(rollout)] = now + rollout.config.evaluation_interval
+            # On the wall clock's multiples of the interval: every pod of a fleet (clocks kept by
+            # NTP) evaluates at the same instants, reads the same scrapes and moves together.
+            interval = rollout.config.evaluation_interval
+            self._due[id(rollout)] = (math.floor(now / interval) + 1) * interval
             try:
                 await self.evaluate(experiment)
             except Exception:
