@@ -176,7 +176,10 @@ class Rollout:
         if waiting:
             self.why = f"holding at {self.weight:g}%: {waiting[0].gate}: {waiting[0].detail}"
             return None
-        left = self.config.min_duration - self.step_age
+        # Evaluations come on the interval's ticks: a minimum that ends within half an interval
+        # of this tick is due now (else pods that entered the step a few ms apart would split
+        # across two ticks).
+        left = self.config.min_duration - self.step_age - self.config.evaluation_interval / 2
         if left > 0:
             self.why = (
                 f"holding at {self.weight:g}%: every gate holds; {left:.0f} s of the step's "

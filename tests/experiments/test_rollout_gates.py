@@ -223,3 +223,13 @@ def test_bad_rollout_configs_say_why(rollout_config: dict[str, object], message:
 def test_durations_take_units() -> None:
     config = RolloutConfig.model_validate({"min_duration": "10m", "evaluation_interval": "15s"})
     assert (config.min_duration, config.evaluation_interval) == (600.0, 15.0)
+
+
+def test_the_minimum_duration_is_counted_in_evaluation_ticks() -> None:
+    # Evaluated every 15 s: a 60 s minimum is due at the tick within 7.5 s of its end.
+    ro, clock = rollout()
+    ro.evaluate(passing())
+    clock.now += 52
+    assert ro.evaluate(passing()) is None and ro.state == "step_1"
+    clock.now += 1
+    assert ro.evaluate(passing()) is not None and ro.state == "step_50"
