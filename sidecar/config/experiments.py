@@ -182,7 +182,8 @@ class RolloutConfig(Strict):
     min_duration: Seconds = Field(
         default=600.0,
         ge=0,
-        description="Least time at a step before it advances: seconds or 30s, 10m, 1h.",
+        description="Least time at a step before it advances (to the nearest evaluation): "
+        "seconds or 30s, 10m, 1h.",
     )
     on_complete: Literal["promote", "hold"] = Field(
         default="promote",
@@ -195,7 +196,10 @@ class RolloutConfig(Strict):
         "reads the same fleet-wide verdict from Prometheus.",
     )
     evaluation_interval: Seconds = Field(
-        default=15.0, gt=0, description="How often the gates are evaluated: seconds or 15s, 1m."
+        default=15.0,
+        gt=0,
+        description="How often the gates are evaluated, on the wall clock's multiples of it (the "
+        "pods of a fleet evaluate together): seconds or 15s, 1m.",
     )
     prometheus: RolloutPrometheusConfig | None = Field(
         default=None, description="Required with decision: prometheus."
