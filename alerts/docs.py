@@ -41,6 +41,11 @@ FIRES_WHEN: Mapping[str, str] = MappingProxyType(
         "(critical), or no such target at all (`reason=absent`, warning)",
         "ModelSidecarTelemetryDropping": "dropped telemetry items per second > "
         "`telemetry_drop_rate`",
+        "RolloutRolledBack": "a staged rollout is in state `rolled_back` on some sidecar "
+        f"(`{series.ROLLOUT_STATE}`)",
+        "RolloutStuck": "a rollout step has lasted more than 3x its `min_duration`",
+        "ModelChangedSilently": "the response model or `system_fingerprint` of a requested "
+        f"model changed in the last hour (`{series.MODEL_CHANGES}`)",
     }
 )
 GUARDED = frozenset(

@@ -20,6 +20,7 @@ from alerts.recording import (
     request_rules,
     retry_rules,
 )
+from alerts.rollout_alerts import rollout_alerts
 from alerts.settings import plain_texts, resolve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ def rule_groups(timing: Timing = DEFAULT_TIMING) -> tuple[RuleGroup, ...]:
         RuleGroup("model-sidecar.sidecar", sidecar_alerts(t, timing)),
         # Provider quota headroom (issue #21).
         RuleGroup("model-sidecar.quota", quota_rules() + quota_alerts(t, timing.for_("5m"))),
+        RuleGroup("model-sidecar.rollouts", rollout_alerts(t, timing)),
     )
 
 

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from alerts import series as s
 from alerts.model import ARM_LABELS, MODEL_LABELS, RecordingRule
+from sidecar.experiments import promql
 
-# Calls that failed on the provider's side (or on the way to it): every outcome except ok and
-# client_cancelled, minus 4xx answers other than 429 (those are the app's own mistakes).
-ERROR_MATCHERS = (
-    'outcome!~"ok|client_cancelled", http_status_code!~"4([01][0-9]|2[0-8]|[3-9][0-9])"'
-)
+# Calls that failed on the provider's side (or on the way to it): the definition the
+# sidecars' rollout gates use too (one definition for alerts and fleet verdicts).
+ERROR_MATCHERS = promql.ERROR_MATCHERS
 # Recording rules count failed calls under this name (not a metric of its own).
 _REQUEST_ERRORS = s.base(s.REQUESTS).replace("_requests", "_request_errors")
 # Record names of the per-arm series the experiment alerts compare.

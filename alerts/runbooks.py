@@ -272,4 +272,70 @@ RUNBOOKS: tuple[Runbook, ...] = (
         ),
     ),
     QUOTA_RUNBOOK,
+    Runbook(
+        alert="RolloutRolledBack",
+        meaning=(
+            "A staged rollout (experiment `rollout:`) sent its candidate back to 0 %: one of its "
+            "gates (errors, latency, ttft, cost, low_confidence, feedback) failed with enough "
+            "evidence, or an admin called abort. With `decision: prometheus` every sidecar of "
+            "the fleet follows the rollback. The loss is stopped; a human decides what next."
+        ),
+        checks=(
+            "Which gate, with its numbers: `/status` on the admin port "
+            "(`experiments.<name>.rollout.transitions`, the last one's `detail`) and the log "
+            "line `rollout <name>: step_… -> rolled_back (<gate>)`.",
+            "Is the control healthy (a provider-wide incident can hit the candidate first)? "
+            f"`sum by (variant, to_state, reason) ({s.ROLLOUT_TRANSITIONS})` shows who moved.",
+            "Did every pod roll back? "
+            f'`{s.ROLLOUT_STATE}{{state="rolled_back"}} == 1` per instance.',
+        ),
+        stop_loss=(
+            "Already stopped. Fix the candidate (or its config), then "
+            "`POST /experiments/<name>/resume` on every pod's admin port to start again at the "
+            "first step."
+        ),
+    ),
+    Runbook(
+        alert="RolloutStuck",
+        meaning=(
+            "A staged rollout has held the same step for several times its `min_duration`: "
+            "a gate keeps waiting for evidence (too few calls at a small step, an error ratio "
+            "interval that straddles its limit), or the fleet verdict cannot be read "
+            f"(`{s.ROLLOUT_DECISION_ERRORS}` rising). With `on_complete: hold` the last step "
+            "waits for an admin on purpose."
+        ),
+        checks=(
+            "Why it holds: `/status` → `experiments.<name>.rollout.why` and each gate's "
+            "`verdict`, `value`, `limit` and `why`.",
+            f"Prometheus reachable from the sidecars? `increase({s.ROLLOUT_DECISION_ERRORS}[15m])`"
+            " and `decision_error` in `/status`.",
+            "Enough traffic? `min_calls` is per arm and per step: at a 1 % step the fleet "
+            "needs 100x that many matching calls.",
+        ),
+        stop_loss=(
+            "Nothing is lost while it holds. Lower `min_calls`, widen a limit that is too "
+            "strict, fix Prometheus, or decide by hand: `POST /experiments/<name>/promote` or "
+            "`/abort`."
+        ),
+    ),
+    Runbook(
+        alert="ModelChangedSilently",
+        meaning=(
+            "The provider changed the response model or the `system_fingerprint` it returns "
+            "for a requested model (an alias such as `gpt-4o` now served by another snapshot, "
+            "or another backend). Quality, repeatability, latency and cost may change with it "
+            "though nobody changed a config."
+        ),
+        checks=(
+            f"What serves it now, and before: `{s.MODEL_INFO}` and the sidecar's log line "
+            "`the provider changed what serves <model>: old -> new`.",
+            "Did repeatability, confidence, feedback or latency move at the same time? The "
+            "dashboards carry the change as an annotation.",
+            "Is it one pod or all of them (a canary of the provider reaches some first)?",
+        ),
+        stop_loss=(
+            "Pin a dated snapshot instead of the alias in the app (or with a split "
+            "experiment), and compare the new snapshot with a staged rollout before moving."
+        ),
+    ),
 )

@@ -27,6 +27,7 @@ from dashboards.promql import (
     per,
     ratio,
 )
+from dashboards.rollouts import rollout_annotations, rollout_row
 from dashboards.variables import call_variables, experiment_variable
 
 UID = "model-sidecar-comparison"
@@ -212,5 +213,7 @@ def spec() -> DashboardSpec:
             _decision_matrix(),
             Row("Over time", [measure.panel() for measure in MEASURES]),
             *experiment_rows(),
+            rollout_row(),
         ],
+        annotations=rollout_annotations(),
     )

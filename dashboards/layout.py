@@ -40,6 +40,8 @@ class DashboardSpec:
     description: str
     variables: Sequence[cogbuilder.Builder[models.VariableModel]]
     rows: Sequence[Row]
+    # Events drawn on every time series panel (rollout transitions, model changes).
+    annotations: Sequence[cogbuilder.Builder[models.AnnotationQuery]] = ()
 
 
 def _other_dashboards() -> dashboard.DashboardLink:
@@ -69,6 +71,8 @@ def build(spec: DashboardSpec) -> models.Dashboard:
         .link(_other_dashboards())
         .variables(list(spec.variables))
     )
+    for annotation in spec.annotations:
+        builder = builder.annotation(annotation)
     next_id = 1
     y = 0
     for row in spec.rows:

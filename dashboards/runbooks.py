@@ -27,6 +27,9 @@ ALERTS = frozenset(
         "ModelSidecarDown",
         "ModelSidecarTelemetryDropping",
         "ProviderQuotaExhaustionSoon",
+        "RolloutRolledBack",
+        "RolloutStuck",
+        "ModelChangedSilently",
     }
 )
 

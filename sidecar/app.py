@@ -42,6 +42,7 @@ from sidecar.record import NEED_OUTPUT, NEED_REQUEST_BODY, NEED_STREAM_USAGE
 from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
+from sidecar.telemetry.model_changes import ModelChanges
 from sidecar.telemetry.otlp_metrics import build_otlp_metrics
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
@@ -111,7 +112,7 @@ class Sidecar:
         )
         # OTLP metrics read the registry's aggregates on their own schedule: no per-call work.
         self.otlp_metrics = build_otlp_metrics(self.metrics, self.environ)
-        sinks: list[Sink] = [self.prometheus]
+        sinks: list[Sink] = [self.prometheus, ModelChanges(self.metrics)]
         if self.tracing is not None:
             sinks.append(self.tracing)
         if config.log.access_log:
@@ -251,6 +252,7 @@ class Sidecar:
                 TOKEN_FILE_SETTING,
                 TOKEN_FILE_ENV,
             )
+        self._spawn(self.experiments.rollouts.run())
         if self.config_loader is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 # Only the main thread's loop can take signals.
@@ -381,7 +383,7 @@ class Sidecar:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.shadows.close()
-        self.experiments.close()
+        await self.experiments.aclose()
         await self.routing.close()
         await self.pipeline.close()
         if self.otlp_metrics is not None:

@@ -68,6 +68,9 @@ class AdminListener:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status)
         app.router.add_post("/experiments/{name}/resume", self._resume)
+        app.router.add_post("/experiments/{name}/pause", self._pause)
+        app.router.add_post("/experiments/{name}/promote", self._promote)
+        app.router.add_post("/experiments/{name}/abort", self._abort)
         if self._page is not None:
             app.router.add_get("/", self._index)
             app.router.add_get("/api/summary", self._summary)
@@ -106,11 +109,17 @@ class AdminListener:
         return response
 
     async def _resume(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        experiment = self._experiments.resume(name)
-        if experiment is None:
-            known = ", ".join(sorted(self._experiments.table.by_name)) or "none configured"
-            return web.json_response(
-                {"error": {"message": f"no experiment {name!r} (known: {known})"}}, status=404
-            )
-        return web.json_response({"resumed": name, "weights": experiment.weights()})
+        reply = self._experiments.resume(request.match_info["name"])
+        return web.json_response(reply.body, status=reply.status)
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        reply = self._experiments.pause(request.match_info["name"])
+        return web.json_response(reply.body, status=reply.status)
+
+    async def _promote(self, request: web.Request) -> web.Response:
+        reply = self._experiments.promote(request.match_info["name"])
+        return web.json_response(reply.body, status=reply.status)
+
+    async def _abort(self, request: web.Request) -> web.Response:
+        reply = self._experiments.abort(request.match_info["name"])
+        return web.json_response(reply.body, status=reply.status)

@@ -144,6 +144,23 @@ experiments:
     candidates:
       - {model: claude-3-5-haiku-latest, weight: 25}
     shadow: {max_concurrency: 8, max_per_second: 10, max_pending_pairs: 1000}
+  - name: mini-rollout                  # staged: 1 → 5 → 25 → 50 → 100 % while the gates hold
+    match: {model: gpt-4o-mini}
+    candidates:
+      - {model: gpt-4.1-mini}
+    stop_loss:                          # the gates' limits
+      max_error_ratio_increase: 0.01
+      max_p95_ratio: 1.3
+      max_ttft_p95_ratio: 1.5
+      max_negative_feedback_increase: 0.05
+    rollout:
+      steps: [1, 5, 25, 50, 100]
+      min_calls: 200
+      min_duration: 10m
+      on_complete: promote
+      decision: prometheus              # every pod reads the same fleet verdict
+      evaluation_interval: 15s
+      prometheus: {url: "http://prometheus.monitoring:9090", timeout: 5s, lookback: 10m}
 feedback:
   enabled: true
   max_request_ids: 10000

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal, NamedTuple, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sidecar.config.strict import Strict
 from sidecar.protocols.registry import protocol_for_path
@@ -21,6 +21,22 @@ WEIGHT_TOTAL = 100.0
 CONTROL = "control"
 CANDIDATE = "candidate"
 SHADOW = "shadow"
+# Duration suffixes a rollout's durations may carry ("10m"); a bare number is seconds.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _seconds(value: Any) -> Any:
+    """ "10m", "30s", "1h", "250ms" or a number of seconds, as seconds."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 10m, 1h or seconds")
+        return float(found.group(1)) * _DURATION_UNITS[found.group(2)]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 def _label_value(value: str, what: str) -> str:
@@ -112,6 +128,18 @@ class StopLossConfig(Strict):
     max_low_confidence_increase: float | None = Field(
         default=None, ge=0, le=1, description="Candidate low-confidence share minus control's."
     )
+    max_ttft_p95_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="Rollouts: candidate p95 time to first chunk / the control's (streams).",
+    )
+    max_negative_feedback_increase: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Rollouts: candidate share of feedback `rejected` or `hallucination` minus "
+        "the control's (judged only where feedback arrives).",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> StopLossConfig:
@@ -119,6 +147,78 @@ class StopLossConfig(Strict):
             raise ValueError(
                 f"min_calls ({self.min_calls}) is larger than window_calls "
                 f"({self.window_calls}): the stop-loss could never judge"
+            )
+        return self
+
+
+class RolloutPrometheusConfig(Strict):
+    """Where the fleet verdict of a rollout is read (decision: prometheus)."""
+
+    url: str = Field(
+        min_length=1, description="Base URL of the Prometheus that scrapes every sidecar."
+    )
+    timeout: Seconds = Field(default=5.0, gt=0, description="Per query: seconds or 5s.")
+    lookback: Seconds = Field(
+        default=600.0,
+        gt=0,
+        description="How far back a joining sidecar looks for the fleet's state: seconds or 10m.",
+    )
+
+
+class RolloutConfig(Strict):
+    """A staged rollout: the candidate's share grows step by step while every gate holds."""
+
+    steps: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0],
+        min_length=1,
+        description="Percent of matching calls sent to the candidate at each step, increasing.",
+    )
+    min_calls: int = Field(
+        default=200,
+        gt=0,
+        description="Calls per arm at a step before its gates are judged (fleet-wide with "
+        "decision: prometheus).",
+    )
+    min_duration: Seconds = Field(
+        default=600.0,
+        ge=0,
+        description="Least time at a step before it advances (to the nearest evaluation): "
+        "seconds or 30s, 10m, 1h.",
+    )
+    on_complete: Literal["promote", "hold"] = Field(
+        default="promote",
+        description="After the last step holds: promote (state promoted) or hold at the last "
+        "step until an admin promotes.",
+    )
+    decision: Literal["local", "prometheus"] = Field(
+        default="local",
+        description="local: each sidecar judges its own calls; prometheus: every sidecar "
+        "reads the same fleet-wide verdict from Prometheus.",
+    )
+    evaluation_interval: Seconds = Field(
+        default=15.0,
+        gt=0,
+        description="How often the gates are evaluated, on the wall clock's multiples of it (the "
+        "pods of a fleet evaluate together): seconds or 15s, 1m.",
+    )
+    prometheus: RolloutPrometheusConfig | None = Field(
+        default=None, description="Required with decision: prometheus."
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> RolloutConfig:
+        previous = 0.0
+        for step in self.steps:
+            if not previous < step <= WEIGHT_TOTAL:
+                raise ValueError(
+                    f"steps {self.steps} must increase, each above 0 and at most "
+                    f"{WEIGHT_TOTAL:g} (percent of matching calls)"
+                )
+            previous = step
+        if self.decision == "prometheus" and self.prometheus is None:
+            raise ValueError(
+                "decision: prometheus needs prometheus.url (the Prometheus that scrapes "
+                "every sidecar of the fleet)"
             )
         return self
 
@@ -151,7 +251,13 @@ class ExperimentConfig(Strict):
     )
     stop_loss: StopLossConfig | None = Field(
         default=None,
-        description="When to roll a candidate back to weight 0; without it, never.",
+        description="When to roll a candidate back to weight 0; without it, never. With a "
+        "rollout: the limits of its gates (defaults when absent).",
+    )
+    rollout: RolloutConfig | None = Field(
+        default=None,
+        description="Widen the candidate's share in steps while the gates hold (split mode, "
+        "one candidate); its weight comes from the current step. See docs/rollouts.md.",
     )
 
     @field_validator("name")
@@ -176,6 +282,12 @@ class ExperimentConfig(Strict):
             if variant in seen:
                 raise ValueError(f"variant {variant!r} is used by two candidates")
             seen.add(variant)
+        if self.rollout is not None:
+            if self.mode != "split" or several:
+                raise ValueError("a rollout needs split mode and exactly one candidate")
+            # The step sets the candidate's share; the configured weights start at 0.
+            self.candidates[0].weight = 0.0
+            self.control.weight = WEIGHT_TOTAL
         return self
 
 

@@ -11,9 +11,10 @@ import hashlib
 import random
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sidecar.config.experiments import CONTROL, WEIGHT_TOTAL, ExperimentConfig
+from sidecar.experiments.rollout import ROLLED_BACK, Rollout
 from sidecar.experiments.stoploss import StopLoss, Trip
 
 _HASH_SCALE = WEIGHT_TOTAL / 2**64
@@ -59,7 +60,13 @@ class Experiment:
         )
         self.arms = {arm.variant: arm for arm in (self.control, *self.candidates)}
         self.rolled_back: frozenset[str] = frozenset()
-        self.stop_loss = StopLoss(config.stop_loss) if config.stop_loss is not None else None
+        # A rollout judges its candidate with its own gates (the stop-loss limits), per step.
+        self.rollout = Rollout(config.rollout) if config.rollout is not None else None
+        self.stop_loss = (
+            StopLoss(config.stop_loss)
+            if config.stop_loss is not None and self.rollout is None
+            else None
+        )
         # Trips since the config was loaded or the experiment resumed, oldest first.
         self.trips: list[Trip] = []
         self._bounds: tuple[float, ...] = ()
@@ -79,6 +86,17 @@ class Experiment:
                 bounds.append(total)
                 arms.append(arm)
         self._bounds, self._by_bound = tuple(bounds), tuple(arms)
+
+    def follow_rollout(self) -> None:
+        """Give the candidate the rollout's current share (a rolled-back one gets none)."""
+        if self.rollout is None:
+            return
+        arm = replace(self.candidates[0], weight=self.rollout.weight)
+        self.candidates = (arm,)
+        self.arms[arm.variant] = arm
+        rolled_back = self.rollout.state == ROLLED_BACK
+        self.rolled_back = frozenset({arm.variant}) if rolled_back else frozenset()
+        self._set_weights()
 
     @property
     def active(self) -> bool:

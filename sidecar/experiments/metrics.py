@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sidecar.experiments.assignment import Experiment
 from sidecar.experiments.feedback import CallArm, Feedback
+from sidecar.experiments.rollout import PAUSED, PENDING, PROMOTED, ROLLED_BACK, step_state
 from sidecar.experiments.shadow import Half
 from sidecar.record import CallRecord
 from sidecar.telemetry import conventions as defs
@@ -41,6 +42,12 @@ class ExperimentMetrics:
     def removed(self, name: str) -> None:
         """An experiment no longer configured: its active gauge goes (counters stay)."""
         self._metrics.remove(defs.EXPERIMENT_ACTIVE, (name,))
+        for gauge in (
+            defs.ROLLOUT_WEIGHT,
+            defs.ROLLOUT_STEP_STARTED,
+            defs.ROLLOUT_STEP_MIN_DURATION,
+        ):
+            self._metrics.remove(gauge, (name,))
 
     def tripped(self, experiment: Experiment, reason: str) -> None:
         """A stop-loss trip."""
@@ -53,6 +60,71 @@ class ExperimentMetrics:
 
     def _set_active(self, experiment: Experiment) -> None:
         self._metrics.set(defs.EXPERIMENT_ACTIVE, (experiment.name,), 1 if experiment.active else 0)
+
+    def rollout(self, experiment: Experiment) -> None:
+        """A rollout's weight, state (1 for the current, 0 for the others) and step start."""
+        rollout = experiment.rollout
+        if rollout is None:
+            return
+        name = experiment.name
+        metrics = self._metrics
+        metrics.set(defs.ROLLOUT_WEIGHT, (name,), rollout.weight)
+        states = (PENDING, *(step_state(w) for w in rollout.steps), PROMOTED, ROLLED_BACK, PAUSED)
+        for state in states:
+            metrics.set(defs.ROLLOUT_STATE, (name, state), 1 if state == rollout.state else 0)
+        metrics.set(defs.ROLLOUT_STEP_STARTED, (name,), rollout.step_started_unix)
+        metrics.set(defs.ROLLOUT_STEP_MIN_DURATION, (name,), rollout.config.min_duration)
+        self._set_active(experiment)
+
+    def rollout_removed(self, experiment: Experiment) -> None:
+        """A rollout no longer configured (or replaced): its gauges go (counters stay), so no
+        alert reads a state that is no longer anyone's."""
+        rollout = experiment.rollout
+        if rollout is None:
+            return
+        name = experiment.name
+        metrics = self._metrics
+        states = (PENDING, *(step_state(w) for w in rollout.steps), PROMOTED, ROLLED_BACK, PAUSED)
+        for state in states:
+            metrics.remove(defs.ROLLOUT_STATE, (name, state))
+        for gate in rollout.gates:
+            metrics.remove(defs.ROLLOUT_GATE_VALUE, (name, gate.gate))
+            metrics.remove(defs.ROLLOUT_GATE_LIMIT, (name, gate.gate))
+        for gauge in (
+            defs.ROLLOUT_WEIGHT,
+            defs.ROLLOUT_STEP_STARTED,
+            defs.ROLLOUT_STEP_MIN_DURATION,
+        ):
+            metrics.remove(gauge, (name,))
+
+    def rollout_gates(self, experiment: Experiment) -> None:
+        """The gates' values and limits of the last evaluation (a value not measured: none)."""
+        rollout = experiment.rollout
+        if rollout is None:
+            return
+        for gate in rollout.gates:
+            labels = (experiment.name, gate.gate)
+            self._metrics.set(defs.ROLLOUT_GATE_LIMIT, labels, gate.limit)
+            if gate.value is None:
+                self._metrics.remove(defs.ROLLOUT_GATE_VALUE, labels)
+            else:
+                self._metrics.set(defs.ROLLOUT_GATE_VALUE, labels, gate.value)
+
+    def rollout_declared(self, experiment: Experiment) -> None:
+        """A (new) rollout: its decision error counter at 0."""
+        self._metrics.declare(defs.ROLLOUT_DECISION_ERRORS, (experiment.name,))
+
+    def rollout_transition(
+        self, experiment: Experiment, from_state: str, to_state: str, reason: str
+    ) -> None:
+        """A rollout changed state."""
+        labels = (experiment.name, from_state, to_state, reason)
+        self._metrics.inc(defs.ROLLOUT_TRANSITIONS, labels)
+        self.rollout(experiment)
+
+    def rollout_decision_error(self, experiment: Experiment) -> None:
+        """An evaluation could not read the fleet's verdict."""
+        self._metrics.inc(defs.ROLLOUT_DECISION_ERRORS, (experiment.name,))
 
     def shadow_skipped(self, experiment: str, variant: str, reason: str) -> None:
         """A call was not copied to a shadow arm (its limit was reached)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sidecar.config.experiments import CONTROL
@@ -21,10 +22,18 @@ from sidecar.config.models import SidecarConfig
 from sidecar.experiments.assignment import Arm, Experiment, ExperimentTable
 from sidecar.experiments.audit import AuditLog
 from sidecar.experiments.decision import Decision, ShadowCopy
-from sidecar.experiments.feedback import CallArm, FeedbackReply, FeedbackStore, handle_feedback
+from sidecar.experiments.feedback import (
+    CallArm,
+    Feedback,
+    FeedbackReply,
+    FeedbackStore,
+    handle_feedback,
+)
 from sidecar.experiments.limits import ArmLimiter
 from sidecar.experiments.metrics import ExperimentMetrics
 from sidecar.experiments.rewrite import ask_for_model
+from sidecar.experiments.rollout import ABORT, PAUSE, PROMOTE, RESUME
+from sidecar.experiments.rollouts import Rollouts
 from sidecar.experiments.shadow import PairBook
 from sidecar.forward.exchange import Outbound
 from sidecar.forward.routing import Route, Upstream
@@ -42,6 +51,14 @@ log = logging.getLogger("sidecar.experiments")
 
 # An audited call keeps its request and its output until the audit line is written.
 _AUDITED = NEED_AUDIT | NEED_OUTPUT | NEED_REQUEST_BODY
+
+
+@dataclass(frozen=True, slots=True)
+class ControlReply:
+    """The answer to a control endpoint: HTTP status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
 
 
 class Experiments:
@@ -63,6 +80,7 @@ class Experiments:
         self._upstreams: Mapping[str, Upstream] = upstreams
         self._limiters: dict[tuple[str, str], ArmLimiter] = {}
         self._rng = random.Random()
+        self.rollouts = Rollouts(self.metrics, lambda: self.table.by_name.values())
         self.reconfigure(config, upstreams)
 
     # Configuration --------------------------------------------------------------------
@@ -77,14 +95,18 @@ class Experiments:
             if kept is not None and kept.config == item:
                 experiments.append(kept)
                 continue
+            if kept is not None:
+                self.rollouts.removed(kept)
             experiment = Experiment(item)
             experiments.append(experiment)
             self.metrics.configured(experiment)
+            self.rollouts.configured(experiment)
             self._limiters = {k: v for k, v in self._limiters.items() if k[0] != item.name}
         names = {item.name for item in config.experiments}
-        for name in previous:
+        for name, experiment in previous.items():
             if name not in names:
                 self.metrics.removed(name)
+                self.rollouts.removed(experiment)
         self.table = ExperimentTable(experiments)
         self._upstreams = upstreams
         pending = max((item.shadow.max_pending_pairs for item in config.experiments), default=0)
@@ -231,6 +253,12 @@ class Experiments:
                 self.metrics.audited(record)
 
     def _judge(self, experiment: Experiment, record: CallRecord) -> None:
+        rollout = experiment.rollout
+        if rollout is not None:
+            # decision: prometheus judges the fleet's calls, read from Prometheus.
+            if rollout.config.decision == "local" and record.outcome != CLIENT_CANCELLED:
+                rollout.evidence.observe(record, time.monotonic())
+            return
         stop_loss = experiment.stop_loss
         if stop_loss is None or record.outcome == CLIENT_CANCELLED:
             return
@@ -255,19 +283,72 @@ class Experiments:
 
     def feedback_reply(self, method: str, body: bytes) -> FeedbackReply:
         """`POST /_sidecar/feedback` on the proxy listener: count the feedback on its call."""
-        return handle_feedback(method, body, self.feedback, self.metrics.feedback)
+        return handle_feedback(method, body, self.feedback, self._feedback)
+
+    def _feedback(self, call: CallArm, feedback: Feedback) -> None:
+        self.metrics.feedback(call, feedback)
+        experiment = self.table.by_name.get(call.experiment)
+        if experiment is not None and experiment.rollout is not None:
+            experiment.rollout.evidence.feedback(call.variant, feedback.outcome)
 
     # Admin ----------------------------------------------------------------------------
 
-    def resume(self, name: str) -> Experiment | None:
-        """Send traffic to the experiment's candidates again; None when there is no such one."""
+    def resume(self, name: str) -> ControlReply:
+        """Send traffic to the experiment's candidates again (a rollout: from the step it was
+        paused at, or from the start after a rollback)."""
         experiment = self.table.by_name.get(name)
         if experiment is None:
-            return None
+            return self._unknown(name)
+        if experiment.rollout is not None:
+            return self._act(experiment, RESUME)
         experiment.resume()
         self.metrics.resumed(experiment)
         log.info("experiment %s resumed", name, extra={"experiment": name})
-        return experiment
+        return ControlReply(200, {"resumed": name, "weights": experiment.weights()})
+
+    def pause(self, name: str) -> ControlReply:
+        """Hold a rollout at its current step until resumed."""
+        return self._control(name, PAUSE)
+
+    def promote(self, name: str) -> ControlReply:
+        """Send every matching call to the rollout's candidate now."""
+        return self._control(name, PROMOTE)
+
+    def abort(self, name: str) -> ControlReply:
+        """Roll the rollout back: every matching call to the control."""
+        return self._control(name, ABORT)
+
+    def _control(self, name: str, action: str) -> ControlReply:
+        experiment = self.table.by_name.get(name)
+        if experiment is None:
+            return self._unknown(name)
+        if experiment.rollout is None:
+            message = f"experiment {name!r} has no rollout: only resume applies to it"
+            return ControlReply(409, {"error": {"message": message}})
+        return self._act(experiment, action)
+
+    def _act(self, experiment: Experiment, action: str) -> ControlReply:
+        rollout = experiment.rollout
+        assert rollout is not None
+        transition = self.rollouts.act(experiment, action)
+        if transition is None:
+            message = (
+                f"{action} does not apply to rollout {experiment.name!r} in state "
+                f"{rollout.state} (applies now: {', '.join(rollout.applicable()) or 'none'})"
+            )
+            return ControlReply(409, {"error": {"message": message}})
+        body = {
+            "experiment": experiment.name,
+            "action": action,
+            "from": transition.from_state,
+            "to": transition.to_state,
+            "weights": experiment.weights(),
+        }
+        return ControlReply(200, body)
+
+    def _unknown(self, name: str) -> ControlReply:
+        known = ", ".join(sorted(self.table.by_name)) or "none configured"
+        return ControlReply(404, {"error": {"message": f"no experiment {name!r} (known: {known})"}})
 
     def status(self) -> dict[str, Any]:
         """The experiments' state, for /status."""
@@ -277,6 +358,11 @@ class Experiments:
         """Close the audit file."""
         if self.audit is not None:
             self.audit.close()
+
+    async def aclose(self) -> None:
+        """Close the rollouts' Prometheus sessions and the audit file."""
+        await self.rollouts.close()
+        self.close()
 
 
 def experiment_status(experiment: Experiment) -> dict[str, Any]:
@@ -300,4 +386,5 @@ def experiment_status(experiment: Experiment) -> dict[str, Any]:
             for t in experiment.trips
         ],
         "stop_loss_window_calls": windows,
+        **({"rollout": experiment.rollout.status()} if experiment.rollout is not None else {}),
     }

@@ -44,6 +44,8 @@ class Sample:
     error: bool
     cost: float | None
     low_confidence: bool | None
+    # Time to first chunk of a stream (rollout gates); None otherwise.
+    ttft: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ class ArmStats:
         calls = len(samples)
         return cls(
             calls=calls,
-            p95=_quantile(durations, 0.95),
+            p95=quantile(durations, 0.95),
             error_ratio=sum(sample.error for sample in samples) / calls if calls else 0.0,
             priced=len(costs),
             cost_per_call=sum(costs) / len(costs) if costs else 0.0,
@@ -76,7 +78,7 @@ class ArmStats:
         )
 
 
-def _quantile(ordered: list[float], q: float) -> float:
+def quantile(ordered: list[float], q: float) -> float:
     """The q-quantile of sorted values (nearest rank), 0.0 for none."""
     if not ordered:
         return 0.0

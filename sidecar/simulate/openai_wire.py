@@ -77,9 +77,11 @@ class Dialect:
 OPENAI = Dialect(headers=headers)
 
 
-def fingerprint(model: str) -> str:
-    """A stable `system_fingerprint` for a model."""
-    return "fp_" + seed_of(model.encode()).hex()[:10]
+def fingerprint(profile: ModelProfile) -> str:
+    """The profile's `system_fingerprint`, else a stable one derived from its reported model."""
+    if profile.system_fingerprint is not None:
+        return profile.system_fingerprint
+    return "fp_" + seed_of(profile.reported_model.encode()).hex()[:10]
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -174,7 +176,7 @@ async def chat_completions(call: Call, dialect: Dialect = OPENAI) -> web.StreamR
     body = {**base, "choices": choices, "usage": usage_json(usage)}
     if dialect.service_tier:
         body["service_tier"] = "default"
-    body["system_fingerprint"] = fingerprint(model)
+    body["system_fingerprint"] = fingerprint(call.profile)
     chunks = max(len(answer.chunks(call.chunk_size)) for answer in answers)
     return await responder.send_body(dialect.dumps(dialect.reply(body), pretty=True), JSON, chunks)
 
@@ -193,7 +195,7 @@ async def _stream_chat(
     head = {**base, "object": "chat.completion.chunk"}
     if dialect.service_tier:
         head["service_tier"] = "default"
-    head["system_fingerprint"] = fingerprint(base["model"])
+    head["system_fingerprint"] = fingerprint(call.profile)
     trailer: dict[str, Any] = {"usage": None} if with_usage else {}
 
     def event(

@@ -12,6 +12,8 @@ class ModelProfile:
     name: str
     # The model the provider names in its response (a dated snapshot), None = `name`.
     response_model: str | None = None
+    # The `system_fingerprint` OpenAI-style answers carry; None: derived from the model.
+    system_fingerprint: str | None = None
     # Seconds from the request until the first output token.
     ttft_s: float = 0.05
     # Output speed; the pause between stream chunks is tokens_per_chunk / tokens_per_second.

@@ -120,7 +120,9 @@ LABELS = _labels(
     ("reason", "reason",
      "retries: empty for client retries, else the failed attempt's upstream status (e.g. "
      "`503`) or `connection_error`; stop-loss trips: `latency`, `errors`, `cost`, "
-     "`low_confidence`; shadow skips: `concurrency`, `rate`"),
+     "`low_confidence`; shadow skips: `concurrency`, `rate`; rollout transitions: `start`, "
+     "`gates_passed`, `fleet`, the failed gate (`errors`, `latency`, `ttft`, `cost`, "
+     "`low_confidence`, `feedback`), or an admin action (`pause`, `resume`, `promote`, `abort`)"),
     ("side", "side", "`control` or `shadow`: which call of a shadow pair"),
     ("agreement", "agreement",
      "`same` (identical output text and tool calls), `different`, `shadow_failed` / "
@@ -131,6 +133,16 @@ LABELS = _labels(
      "`pipeline` (finished calls dropped before any sink saw them), or a sink's name"),
     ("label", "label", "`gen_ai_request_model`, `gen_ai_response_model`"),
     ("modality", "modality", "`text` or `audio`: the kind of a Realtime response's output delta"),
+    # Staged rollouts (#18) and silent model changes.
+    ("state", "state",
+     "rollout state: `pending`, `step_<percent>` (e.g. `step_25`), `promoted`, `rolled_back`, "
+     "`paused`"),
+    ("from_state", "from_state", "rollout state before a transition (values as `state`)"),
+    ("to_state", "to_state", "rollout state after a transition (values as `state`)"),
+    ("gate", "gate",
+     "rollout gate: `errors`, `latency`, `ttft`, `cost`, `low_confidence`, `feedback`"),
+    ("system_fingerprint", "openai.response.system_fingerprint",
+     "backend fingerprint the provider returned (OpenAI `system_fingerprint`); empty when none"),
 )  # fmt: skip
 
 COMMON_LABELS = (
@@ -654,6 +666,78 @@ REALTIME_ERRORS = Instrument(
     "`error` events the upstream sent in Realtime sessions, by error type.",
     (*SESSION_LABELS, "error_type"),
 )  # fmt: skip
+# Staged rollouts (#18) and silent model changes -----------------------------------------
+ROLLOUT_WEIGHT = Instrument(
+    "model_sidecar.rollout_weight", GAUGE, "%",
+    "Percent of the experiment's matching calls this sidecar sends to the rollout's candidate "
+    "now (the current step; 0 pending or rolled back, 100 promoted).",
+    ("experiment",),
+)  # fmt: skip
+ROLLOUT_STATE = Instrument(
+    "model_sidecar.rollout_state", GAUGE, "1",
+    "1 for the rollout's current state, 0 for the states it has left (a joining sidecar reads "
+    "the fleet's state from these).",
+    ("experiment", "state"),
+)  # fmt: skip
+ROLLOUT_TRANSITIONS = Instrument(
+    "model_sidecar.rollout_transitions", COUNTER, "{transition}",
+    "Rollout state changes, by the states and the reason (a gate, the fleet, an admin action).",
+    ("experiment", "from_state", "to_state", "reason"),
+)  # fmt: skip
+ROLLOUT_DECISION_ERRORS = Instrument(
+    "model_sidecar.rollout_decision_errors", COUNTER, "{evaluation}",
+    "Rollout evaluations that could not read the fleet's verdict (Prometheus unreachable or a "
+    "query failed): the rollout held its step. Starts at 0.",
+    ("experiment",),
+)  # fmt: skip
+ROLLOUT_STEP_STARTED = Instrument(
+    "model_sidecar.rollout_step_started_timestamp", GAUGE, "s",
+    "Unix time the rollout's current state (step) began on this sidecar (RolloutStuck).",
+    ("experiment",),
+)  # fmt: skip
+ROLLOUT_STEP_MIN_DURATION = Instrument(
+    "model_sidecar.rollout_step_min_duration", GAUGE, "s",
+    "The rollout's configured minimum time per step (rollout.min_duration).",
+    ("experiment",),
+)  # fmt: skip
+ROLLOUT_GATE_VALUE = Instrument(
+    "model_sidecar.rollout_gate_value", GAUGE, "1",
+    "A rollout gate's value at its last evaluation: the candidate-minus-control difference "
+    "(errors, low_confidence, feedback) or candidate/control ratio (latency, ttft, cost); absent "
+    "while not measured.",
+    ("experiment", "gate"),
+)  # fmt: skip
+ROLLOUT_GATE_LIMIT = Instrument(
+    "model_sidecar.rollout_gate_limit", GAUGE, "1",
+    "A rollout gate's configured limit (the stop_loss limit it is judged against).",
+    ("experiment", "gate"),
+)  # fmt: skip
+MODEL_CHANGES = Instrument(
+    "model_sidecar.model_change", COUNTER, "{change}",
+    "Changes of the response model or system_fingerprint the provider returned for a requested "
+    "model (a silent snapshot swap behind an alias), counted once per pair not served before "
+    "(a backend alternating between pairs it already served is not counted again).",
+    ("gen_ai_request_model",),
+)  # fmt: skip
+MODEL_INFO = Instrument(
+    "model_sidecar.model_info", GAUGE, "1",
+    "1 for the response model and system_fingerprint the provider returns now for a requested "
+    "model (info-style; the previous pair's series is removed on a change).",
+    ("gen_ai_request_model", "gen_ai_response_model", "system_fingerprint"),
+)  # fmt: skip
+ROLLOUT_METRICS = (
+    ROLLOUT_WEIGHT,
+    ROLLOUT_STATE,
+    ROLLOUT_TRANSITIONS,
+    ROLLOUT_DECISION_ERRORS,
+    ROLLOUT_STEP_STARTED,
+    ROLLOUT_STEP_MIN_DURATION,
+    ROLLOUT_GATE_VALUE,
+    ROLLOUT_GATE_LIMIT,
+    MODEL_CHANGES,
+    MODEL_INFO,
+)
+
 REALTIME_METRICS = (
     REALTIME_SESSIONS,
     REALTIME_SESSION_DURATION,
@@ -764,6 +848,7 @@ SIDECAR_METRICS = (
     *REALTIME_METRICS,
     *QUOTA_METRICS,
     *ATTRIBUTION_METRICS,
+    *ROLLOUT_METRICS,
 )
 
 

@@ -27,6 +27,7 @@ DOCS = (
     "docs/quota.md",
     "docs/slos.md",
     "docs/attribution.md",
+    "docs/rollouts.md",
 )
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 _FILE_HEADER = re.compile(r"^# (?P<name>[\w.-]+\.ya?ml)\s*$")

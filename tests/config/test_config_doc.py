@@ -112,7 +112,11 @@ def test_example_yaml_validates_and_sets_every_key(tmp_path: Path) -> None:
     path = tmp_path / "example.yaml"
     path.write_text(text)
     config = load_config(path, environ={})
-    assert [experiment.name for experiment in config.experiments] == ["chat-llama", "haiku-shadow"]
+    assert [experiment.name for experiment in config.experiments] == [
+        "chat-llama",
+        "haiku-shadow",
+        "mini-rollout",
+    ]
     assert config.upstreams["vllm"].path_prefix == "/vllm"
     # The doc says every other section is at its default: hold it to that.
     defaults = SidecarConfig()

@@ -41,10 +41,27 @@ def prometheus_binary() -> str:
 class PrometheusServer:
     """A running Prometheus and its HTTP query API."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        log_path: Path,
+        command: Sequence[str] = (),
+    ) -> None:
         self.process = process
         self.url = url
         self.log_path = log_path
+        # How it was started: `restart` starts it again on the same address and storage.
+        self.command = list(command)
+
+    async def restart(self) -> None:
+        """Start the stopped server again with the same address, config and storage."""
+        assert self.process.poll() is not None, "stop() it first"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        await self.wait_ready()
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log, for failure messages."""
@@ -164,21 +181,19 @@ async def running_prometheus(
     write_config(config_path, targets, rule_files)
     log_path = workdir / "prometheus.log"
     address = f"127.0.0.1:{free_port()}"
+    command = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address={address}",
+        "--log.level=warn",
+        *(f"--enable-feature={feature}" for feature in features),
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address={address}",
-                "--log.level=warn",
-                *(f"--enable-feature={feature}" for feature in features),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-    server = PrometheusServer(process, f"http://{address}", log_path)
+    server = PrometheusServer(process, f"http://{address}", log_path, command)
     try:
         await server.wait_ready()
         yield server

@@ -24,6 +24,7 @@ GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Summarise the o
 RETRY_AFTER_S = "0.01"
 UNPRICED_MODEL = "acme-finetune-1"
 SPLIT_MODEL = "gpt-4.1-mini"
+ROLLOUT_MODEL = "gpt-4.1"
 # Every gpt-4o-mini call is copied to gpt-4o (shadow pairs, both priced); gpt-4.1-mini calls
 # are split between it and gpt-4.1 by user (stop-loss configured: its trip counters exist).
 EXPERIMENTS: list[dict[str, Any]] = [
@@ -41,6 +42,15 @@ EXPERIMENTS: list[dict[str, Any]] = [
         "match": {"model": "gpt-4o-mini"},
         "candidates": [{"model": "gpt-4o", "weight": 100}],
         "shadow": {"max_concurrency": 64, "max_per_second": 1000},
+    },
+    # A staged rollout judged by the sidecar alone: it holds at 50 % for the whole test (far
+    # too few calls to advance), so both arms carry calls and every gate has a value.
+    {
+        "name": "e2e-rollout",
+        "match": {"model": ROLLOUT_MODEL},
+        "candidates": [{"model": "gpt-4o-mini"}],
+        "stop_loss": {"max_cost_ratio": 5},
+        "rollout": {"steps": [50, 100], "min_calls": 100000, "evaluation_interval": 0.2},
     },
 ]
 # Users whose keys land in both arms of e2e-split.
@@ -143,6 +153,19 @@ async def _experiment(base: str, sdk: SDKClients) -> int:
     return len(USERS)
 
 
+async def _rollout(base: str, sdk: SDKClients) -> int:
+    """Calls of the staged rollout, on both arms (it holds at 50 %)."""
+    client = sdk.openai(base)
+    models = set()
+    calls = 0
+    while len(models) < 2 or calls < 12:
+        answer = await client.chat.completions.create(model=ROLLOUT_MODEL, messages=QUESTION)
+        models.add(answer.model)
+        calls += 1
+        assert calls < 200, models
+    return calls
+
+
 async def _realtime(base: str, sdk: SDKClients) -> int:
     """A Realtime session through the SDK's realtime client: a text answer, an event the API
     refuses (an `error` event), an audio answer."""
@@ -163,6 +186,7 @@ async def send_wave(base: str, sdk: SDKClients, simulator: RunningSimulator) -> 
         _anthropic(base, sdk, simulator),
         _gemini(base),
         _experiment(base, sdk),
+        _rollout(base, sdk),
         _realtime(base, sdk),
     )
     return sum(counts)

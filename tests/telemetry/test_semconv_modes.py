@@ -15,6 +15,7 @@ from sidecar.telemetry.conventions import (
     LATEST_OPT_IN,
     QUOTA_METRICS,
     REALTIME_METRICS,
+    ROLLOUT_METRICS,
     V1_41,
     generations_for,
     opt_in_value,
@@ -32,9 +33,10 @@ from tests.helpers.semconv import (
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics-v1.41-before-19.txt"
 TIME_PER_CHUNK = "gen_ai_client_operation_time_per_output_chunk_seconds"
-# Families added after the golden was taken (#22, #21): no call of the golden records them.
+# Families added after the golden was taken (#22, #21, #18): no call of the golden records them.
 ADDED_SINCE = tuple(
-    metric.name for metric in (*REALTIME_METRICS, *QUOTA_METRICS, *ATTRIBUTION_METRICS)
+    metric.name
+    for metric in (*REALTIME_METRICS, *QUOTA_METRICS, *ATTRIBUTION_METRICS, *ROLLOUT_METRICS)
 )
 H = "histogram"
 C = "counter"

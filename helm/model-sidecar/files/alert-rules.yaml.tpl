@@ -390,3 +390,39 @@ groups:
           summary: "The {{`{{ $labels.kind }}`}} quota of {{`{{ $labels.gen_ai_request_model }}`}} at {{`{{ $labels.upstream }}`}} runs out soon"
           description: "At the rate of the last 10m, the {{`{{ $labels.kind }}`}} quota of {{`{{ $labels.gen_ai_request_model }}`}} at {{`{{ $labels.upstream }}`}} runs out in {{`{{ $value | humanizeDuration }}`}}, before its window resets: expect 429s."
           runbook_url: "{{ .Values.alerts.runbookUrl }}#providerquotaexhaustionsoon"
+  - name: model-sidecar.rollouts
+    rules:
+      - alert: RolloutRolledBack
+        expr: |-
+          sum by (experiment) (model_sidecar_rollout_state{state="rolled_back"}) > 0
+        for: 0s
+        labels:
+          severity: "warning"
+        annotations:
+          summary: "Rollout {{`{{ $labels.experiment }}`}} was rolled back"
+          description: "The staged rollout of experiment {{`{{ $labels.experiment }}`}} rolled its candidate back to 0 % (sidecars in state rolled_back: {{`{{ $value }}`}}). A gate failed or an admin aborted it; the sidecars' /status names the gate and its numbers."
+          runbook_url: "{{ .Values.alerts.runbookUrl }}#rolloutrolledback"
+      - alert: RolloutStuck
+        expr: |-
+          max by (experiment) (
+            (time() - model_sidecar_rollout_step_started_timestamp_seconds)
+            / (model_sidecar_rollout_step_min_duration_seconds > 0)
+            and on (experiment, instance, job) (model_sidecar_rollout_state{state=~"step_.*"} == 1)
+          ) > 3
+        for: 5m
+        labels:
+          severity: "warning"
+        annotations:
+          summary: "Rollout {{`{{ $labels.experiment }}`}} makes no progress"
+          description: "The staged rollout of experiment {{`{{ $labels.experiment }}`}} has held its step for {{`{{ $value | humanize }}`}}x its minimum step duration (limit 3x): a gate waits for evidence that does not come, or the fleet's verdict cannot be read from Prometheus."
+          runbook_url: "{{ .Values.alerts.runbookUrl }}#rolloutstuck"
+      - alert: ModelChangedSilently
+        expr: |-
+          sum by (gen_ai_request_model) (increase(model_sidecar_model_change_total[1h])) > 0
+        for: 0s
+        labels:
+          severity: "warning"
+        annotations:
+          summary: "The provider changed what serves {{`{{ $labels.gen_ai_request_model }}`}}"
+          description: "The response model or system_fingerprint returned for {{`{{ $labels.gen_ai_request_model }}`}} changed ({{`{{ $value | humanize }}`}} changes in the last 1h): the provider swapped the snapshot or backend behind the name. `model_sidecar_model_info` shows what serves it now."
+          runbook_url: "{{ .Values.alerts.runbookUrl }}#modelchangedsilently"
