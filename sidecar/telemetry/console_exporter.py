@@ -25,12 +25,6 @@ CONSOLE = "console"
 NONE = "none"
 
 
-def exporter_names(value: str | None) -> list[str]:
-    """The exporters `OTEL_TRACES_EXPORTER` names (comma-separated), `otlp` when unset."""
-    names = [name.strip().lower() for name in (value or "").split(",") if name.strip()]
-    return names or [OTLP]
-
-
 class ConsoleSender:
     """An OtlpSender that prints each span of a request as one JSON line."""
 

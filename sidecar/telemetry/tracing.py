@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from sidecar.config.models import TelemetryConfig
-from sidecar.config.otel import CAPTURE_CONTENT_VALUES
+from sidecar.config.otel import CAPTURE_CONTENT_VALUES, sdk_disabled, traces_exporter_names
 from sidecar.record import CallRecord, SessionRecord
 from sidecar.telemetry.console_exporter import (
     CONSOLE,
@@ -30,7 +30,6 @@ from sidecar.telemetry.console_exporter import (
     OTLP,
     ConsoleSender,
     FanoutSender,
-    exporter_names,
 )
 from sidecar.telemetry.conventions import V1_41, Generation
 from sidecar.telemetry.drops import TelemetryDrops
@@ -75,7 +74,7 @@ def build_tracing_sink(
 ) -> TracingSink | None:
     """A TracingSink when an exporter is configured (OTLP with an endpoint, or
     `OTEL_TRACES_EXPORTER=console`) and the SDK is not disabled, else None."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if sdk_disabled(environ):
         return None
     sender = _sender_from_environ(environ)
     if sender is None:
@@ -107,7 +106,7 @@ def _sender_from_environ(environ: Mapping[str, str]) -> OtlpSender | None:
     """Where spans go, as OTEL_TRACES_EXPORTER says (`otlp` by default, `console`, both, or
     `none`); None when nowhere."""
     senders: list[OtlpSender] = []
-    for name in exporter_names(environ.get("OTEL_TRACES_EXPORTER")):
+    for name in traces_exporter_names(environ.get("OTEL_TRACES_EXPORTER")):
         if name == NONE:
             return None
         if name == OTLP:
