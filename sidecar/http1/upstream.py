@@ -108,10 +108,10 @@ class UpstreamConnection(asyncio.Protocol):
     async def wait(self, timeout: float) -> None:
         """Wait (at most `timeout`, else TimeoutError and abort) for the next bytes or the end.
 
-        A stream waits once per chunk: instead of a timer armed and cancelled each time (a
-        libuv timer per chunk, ~10% of the per-chunk work in the issue #23 profile), each wait
-        only moves the connection's deadline, and one timer per connection, armed on the first
-        wait, looks at it when it fires and re-arms itself for the deadline it then finds.
+        A stream waits once per chunk: instead of a timer armed and cancelled each time (at
+        1,000 streams, 50,000 timer starts and stops a second), each wait only moves the
+        connection's deadline, and one timer per connection, armed on the first wait, looks at
+        it when it fires and re-arms itself for the deadline it then finds (issue #23).
         """
         loop = self._loop
         fut = loop.create_future()
