@@ -14,8 +14,10 @@ DEFAULT_EXPORT_TIMEOUT_MS = 5000
 # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT values that opt in to content capture.
 CAPTURE_CONTENT_VALUES = ("true", "span_only", "span_and_event")
 
-# What OTEL_TRACES_EXPORTER may name (comma-separated; `otlp` when unset).
-TRACES_EXPORTERS = ("otlp", "console", "none")
+# `OTEL_TRACES_EXPORTER` values the sidecar knows (the specification's names).
+OTLP = "otlp"
+CONSOLE = "console"
+NONE = "none"
 
 
 def sdk_disabled(environ: Mapping[str, str]) -> bool:
@@ -26,7 +28,7 @@ def sdk_disabled(environ: Mapping[str, str]) -> bool:
 def traces_exporter_names(value: str | None) -> list[str]:
     """The exporters `OTEL_TRACES_EXPORTER` names (comma-separated), `otlp` when unset."""
     names = [name.strip().lower() for name in (value or "").split(",") if name.strip()]
-    return names or ["otlp"]
+    return names or [OTLP]
 
 
 def wants_spans(environ: Mapping[str, str]) -> bool:
@@ -37,9 +39,9 @@ def wants_spans(environ: Mapping[str, str]) -> bool:
     if sdk_disabled(environ):
         return False
     names = traces_exporter_names(environ.get("OTEL_TRACES_EXPORTER"))
-    if "none" in names:
+    if NONE in names:
         return False
-    if any(name != "otlp" for name in names):
+    if any(name != OTLP for name in names):
         return True
     return any(
         (environ.get(name) or "").strip()

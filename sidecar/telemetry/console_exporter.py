@@ -19,11 +19,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-# `OTEL_TRACES_EXPORTER` values the sidecar knows (the specification's names).
-OTLP = "otlp"
-CONSOLE = "console"
-NONE = "none"
-
 
 class ConsoleSender:
     """An OtlpSender that prints each span of a request as one JSON line."""

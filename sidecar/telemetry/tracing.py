@@ -22,15 +22,15 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from sidecar.config.models import TelemetryConfig
-from sidecar.config.otel import CAPTURE_CONTENT_VALUES, sdk_disabled, traces_exporter_names
-from sidecar.record import CallRecord, SessionRecord
-from sidecar.telemetry.console_exporter import (
+from sidecar.config.otel import (
+    CAPTURE_CONTENT_VALUES,
     CONSOLE,
     NONE,
     OTLP,
-    ConsoleSender,
-    FanoutSender,
+    sdk_disabled,
+    traces_exporter_names,
 )
+from sidecar.record import CallRecord, SessionRecord
 from sidecar.telemetry.conventions import V1_41, Generation
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
@@ -112,14 +112,54 @@ def _sender_from_environ(environ: Mapping[str, str]) -> OtlpSender | None:
         if name == OTLP:
             settings = ExporterSettings.from_environ(environ)
             if settings is not None:
-                senders.append(settings.build_sender())
+                senders.append(DeferredSender(settings))
         elif name == CONSOLE:
+            from sidecar.telemetry.console_exporter import ConsoleSender
+
             senders.append(ConsoleSender())
         else:
             log.warning("OTEL_TRACES_EXPORTER %r is not supported (otlp, console, none)", name)
     if len(senders) > 1:
+        from sidecar.telemetry.console_exporter import FanoutSender
+
         return FanoutSender(senders)
     return senders[0] if senders else None
+
+
+class DeferredSender:
+    """The OTLP sender, built on the first export (on the batch processor's thread).
+
+    Building it imports the SDK's OTLP exporter and its HTTP stack (requests, protobuf) or
+    gRPC: ~0.1 s that a sidecar no longer spends before it is ready (issue #23). A sender
+    that cannot be built (an SDK whose internals moved: `SdkInternalsChanged`) is logged as
+    an error once and its spans are dropped (counted), never raised into a call.
+    """
+
+    def __init__(self, settings: ExporterSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._sender: OtlpSender | None = None
+        self._failed = False
+
+    def _built(self) -> OtlpSender | None:
+        with self._lock:
+            if self._sender is None and not self._failed:
+                try:
+                    self._sender = self._settings.build_sender()
+                except Exception:
+                    self._failed = True
+                    log.exception("cannot build the OTLP span exporter: spans are dropped")
+            return self._sender
+
+    def send(self, request: bytes, span_count: int) -> bool:
+        sender = self._built()
+        return sender.send(request, span_count) if sender is not None else False
+
+    def shutdown(self) -> None:
+        with self._lock:
+            sender = self._sender
+        if sender is not None:
+            sender.shutdown()
 
 
 class TracingSink:
