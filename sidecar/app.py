@@ -258,6 +258,8 @@ class Sidecar:
             raise ListenError("admin", "--admin-listen", config.admin_listen, exc) from exc
         if self.page is not None:
             self.page.start()
+        if self.tracing is not None:
+            self.tracing.prepare_export()
         if not self.admin_token.configured and not (host == "localhost" or is_loopback(host)):
             log.warning(
                 "the admin listener %s is not on loopback and no admin token is set: control "

@@ -99,6 +99,7 @@ def build_tracing_sink(
         capture_content=capture and telemetry.capture_content_max_chars > 0,
         capture_content_max_chars=telemetry.capture_content_max_chars,
         keys=SpanAttributeKeys(generations),
+        prepare=sender.prepare if isinstance(sender, DeferredSender) else None,
     )
 
 
@@ -127,7 +128,7 @@ def _sender_from_environ(environ: Mapping[str, str]) -> OtlpSender | None:
 
 
 class DeferredSender:
-    """The OTLP sender, built on the first export (on the batch processor's thread).
+    """The OTLP sender, built once the sidecar is ready (`prepare`), or by the first export.
 
     Building it imports the SDK's OTLP exporter and its HTTP stack (requests, protobuf) or
     gRPC: ~0.1 s that a sidecar no longer spends before it is ready (issue #23). A sender
@@ -140,6 +141,10 @@ class DeferredSender:
         self._lock = threading.Lock()
         self._sender: OtlpSender | None = None
         self._failed = False
+
+    def prepare(self) -> None:
+        """Build the sender now on a thread of its own (once); sends wait for it."""
+        threading.Thread(target=self._built, name="otlp-sender-build", daemon=True).start()
 
     def _built(self) -> OtlpSender | None:
         with self._lock:
@@ -177,8 +182,10 @@ class TracingSink:
         capture_content_max_chars: int = 16384,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
         keys: SpanAttributeKeys | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.capture_content = capture_content
+        self._prepare = prepare
         self.capture_content_max_chars = capture_content_max_chars
         self.close_timeout = close_timeout
         self._processor = processor
@@ -188,6 +195,12 @@ class TracingSink:
         self._keys = keys or SpanAttributeKeys((V1_41,))
         self._ids = RandomIdGenerator()
         self._closed = False
+
+    def prepare_export(self) -> None:
+        """Get the exporter ready in the background (the sidecar calls this once it is
+        listening), so that neither readiness nor the first export waits for it."""
+        if self._prepare is not None:
+            self._prepare()
 
     def call_started(self, record: CallRecord) -> None:
         """Nothing to do: the span is built once the call is over."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -137,3 +138,12 @@ def test_the_sidecar_builds_its_sender_on_the_first_export_and_survives_a_broken
     assert builds == [1]
     assert len([r for r in caplog.records if "cannot build" in r.getMessage()]) == 1
     sender.shutdown()
+    # Prepared once the sidecar is ready: built on a thread of its own, before any export.
+    early = DeferredSender(Broken(**dataclasses.asdict(settings)))
+    early.prepare()
+    deadline = time.monotonic() + 10
+    while len(builds) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert builds == [1, 1]
+    assert early.send(b"", 1) is False
+    assert builds == [1, 1]  # never built twice
