@@ -74,19 +74,39 @@ async def exec_to_ready(
         child.stop(grace=1.0)
 
 
+def installed_environ(env: dict[str, str], cache: Path) -> dict[str, str]:
+    """`env` with byte-compiled modules, as a sidecar runs when pip installed it (pip
+    compiles every module at install; the image sets PYTHONDONTWRITEBYTECODE only so that
+    nothing is written at run time): bytecode goes to and is read from `cache`."""
+    installed = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    installed["PYTHONPYCACHEPREFIX"] = str(cache)
+    return installed
+
+
 async def startup_times(
     runs: int, otlp_url: str, cores: tuple[int, ...], workdir: Path
 ) -> list[StartupTimes]:
-    """`runs` starts with the default config, then `runs` with an OTLP endpoint set."""
+    """`runs` starts with the default config, then `runs` with an OTLP endpoint set; each
+    byte-compiled as installed (after one start that writes the bytecode, not counted), and
+    again from source when this environment forbids writing bytecode (a source checkout run
+    with PYTHONDONTWRITEBYTECODE compiles every module at every start)."""
+    plain = plain_environ({})
+    otlp = plain_environ(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_SERVICE_NAME": "model-sidecar-bench"}
+    )
+    cache = workdir / "bytecode"
     variants = {
-        "default config": plain_environ({}),
-        "OTLP endpoint set": plain_environ(
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_SERVICE_NAME": "model-sidecar-bench"}
-        ),
+        "default config": installed_environ(plain, cache),
+        "OTLP endpoint set": installed_environ(otlp, cache),
     }
+    if "PYTHONDONTWRITEBYTECODE" in plain:
+        variants["default config, no bytecode"] = plain
+        variants["OTLP endpoint set, no bytecode"] = otlp
     results: list[StartupTimes] = []
     for variant, env in variants.items():
         print(f"start-up: {variant}", file=sys.stderr, flush=True)
+        if "PYTHONPYCACHEPREFIX" in env:
+            await exec_to_ready(env, cores, workdir / f"startup-{len(results)}-warm.log")
         times = StartupTimes(variant)
         for run in range(runs):
             log = workdir / f"startup-{len(results)}-{run}.log"

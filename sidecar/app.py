@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import disable_created_metrics
 
@@ -25,6 +25,7 @@ from sidecar.admin.listener import AdminListener
 from sidecar.admin.token import TOKEN_FILE_ENV, TOKEN_FILE_SETTING, AdminToken
 from sidecar.config.load import ConfigError
 from sidecar.config.models import SidecarConfig, split_host_port
+from sidecar.config.otel import wants_otlp_metrics, wants_spans
 from sidecar.config.reload import RELOAD_INTERVAL_SECONDS, RESTART_SECTIONS, ReloadHistory
 from sidecar.config.watch import watch_config_file
 from sidecar.enrich import Enrichment, ForgetOutput
@@ -43,13 +44,14 @@ from sidecar.telemetry.access_log import AccessLogSink
 from sidecar.telemetry.conventions import OPT_IN_VARIABLE, generations_for
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.model_changes import ModelChanges
-from sidecar.telemetry.otlp_metrics import build_otlp_metrics
 from sidecar.telemetry.prometheus import PrometheusSink
 from sidecar.telemetry.registry import MetricRegistry
-from sidecar.telemetry.sampling import SpanSampling
 from sidecar.telemetry.sessions import SessionTelemetry
-from sidecar.telemetry.tracing import build_tracing_sink
 from sidecar.ui.service import ComparisonPage
+
+if TYPE_CHECKING:
+    from sidecar.telemetry.otlp_metrics import OtlpMetricsExporter
+    from sidecar.telemetry.tracing import TracingSink
 
 log = logging.getLogger("sidecar.app")
 
@@ -107,11 +109,25 @@ class Sidecar:
         self.drops = TelemetryDrops()
         self.metrics = MetricRegistry(config.telemetry, self.drops, self.generations)
         self.prometheus = PrometheusSink(self.metrics)
-        self.tracing = build_tracing_sink(
-            config.telemetry, self.environ, self.drops, self.generations
-        )
+        # The OpenTelemetry SDK and its exporters are imported only when the variables ask
+        # for spans or OTLP metrics: a sidecar without them is smaller and starts faster.
+        self.tracing: TracingSink | None = None
+        span_sampling: Stage | None = None
+        if wants_spans(self.environ):
+            from sidecar.telemetry.sampling import SpanSampling
+            from sidecar.telemetry.tracing import build_tracing_sink
+
+            self.tracing = build_tracing_sink(
+                config.telemetry, self.environ, self.drops, self.generations
+            )
+            if self.tracing is not None:
+                span_sampling = SpanSampling(self.tracing.sampler)
         # OTLP metrics read the registry's aggregates on their own schedule: no per-call work.
-        self.otlp_metrics = build_otlp_metrics(self.metrics, self.environ)
+        self.otlp_metrics: OtlpMetricsExporter | None = None
+        if wants_otlp_metrics(self.environ):
+            from sidecar.telemetry.otlp_metrics import build_otlp_metrics
+
+            self.otlp_metrics = build_otlp_metrics(self.metrics, self.environ)
         sinks: list[Sink] = [self.prometheus, ModelChanges(self.metrics)]
         if self.tracing is not None:
             sinks.append(self.tracing)
@@ -133,7 +149,7 @@ class Sidecar:
             self.enrichment.repeatability,
             self.experiments,
             None if capture else ForgetOutput(),
-            None if self.tracing is None else SpanSampling(self.tracing.sampler),
+            span_sampling,
         )
         stages = [stage for stage in candidates if stage is not None]
         # Needed of every call, whatever the stages say: stream usage for the token metrics,
@@ -243,6 +259,8 @@ class Sidecar:
             raise ListenError("admin", "--admin-listen", config.admin_listen, exc) from exc
         if self.page is not None:
             self.page.start()
+        if self.tracing is not None:
+            self.tracing.prepare_export()
         if not self.admin_token.configured and not (host == "localhost" or is_loopback(host)):
             log.warning(
                 "the admin listener %s is not on loopback and no admin token is set: control "

@@ -67,6 +67,9 @@ class LogThrottle:
 
 def is_client_protocol_error(record: logging.LogRecord) -> bool:
     """Whether a record is aiohttp reporting a malformed request it already answered with 4xx."""
+    # Only the simulator and the demo serve with aiohttp: a sidecar never imports it for this.
+    if record.exc_info is None or "aiohttp.http_exceptions" not in sys.modules:
+        return False
     from aiohttp.http_exceptions import HttpProcessingError
 
     exc = record.exc_info[1] if record.exc_info else None

@@ -18,10 +18,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 
-from aiohttp import web
-
+from sidecar.admin.reply import Reply, error_reply
 from sidecar.admin.token import TOKEN_FILE_ENV, TOKEN_FILE_SETTING
 from sidecar.logs import LogThrottle
 
@@ -41,8 +40,6 @@ NO_TOKEN_MESSAGE = (
 # Refused calls are logged at most once a minute per peer and reason (a scanner cannot flood
 # the log).
 REFUSAL_LOG_INTERVAL_SECONDS = 60.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def is_control_request(method: str, path: str) -> bool:
@@ -70,65 +67,52 @@ def bearer_token(header: str) -> str | None:
     return value or None
 
 
-def _peer_host(request: web.Request) -> str | None:
-    transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return None
-
-
-def _refusal(status: int, message: str) -> web.Response:
-    response = web.json_response({"error": {"message": message}}, status=status)
+def _refusal(status: int, message: str) -> Reply:
     if status == 401:
-        response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
-    return response
+        return error_reply(status, message, ("WWW-Authenticate", f'Bearer realm="{REALM}"'))
+    return error_reply(status, message)
 
 
 class ControlAuth:
-    """The check in front of every control request (an aiohttp middleware)."""
+    """The check in front of every request of the admin listener, before routing."""
 
     def __init__(self, token: Callable[[], str | None]) -> None:
         # The current token (None: none configured); called per control request.
         self._token = token
         self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL_SECONDS)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Pass read-only requests; let a control request through only when it may call."""
-        if not is_control_request(request.method, request.path):
-            return await handler(request)
-        refusal = self.refusal(request)
-        if refusal is not None:
-            return refusal
-        return await handler(request)
-
-    def refusal(self, request: web.Request) -> web.Response | None:
-        """The answer to a control request that may not call, or None when it may."""
-        peer = _peer_host(request)
+    def refusal(
+        self, method: str, path: str, headers: Mapping[str, str], peer: str | None
+    ) -> Reply | None:
+        """The answer to a request that may not call (401 or 403), or None when it may:
+        read-only requests always may, control requests with the token or from loopback.
+        `peer` is the socket's address, never a header."""
+        if not is_control_request(method, path):
+            return None
         expected = self._token()
         if expected is None:
             if peer is not None and is_loopback(peer):
                 return None
-            self._log_refusal(request, peer, "no admin token is set and the peer is not loopback")
+            reason = "no admin token is set and the peer is not loopback"
+            self._log_refusal(method, path, peer, reason)
             return _refusal(403, NO_TOKEN_MESSAGE)
-        presented = bearer_token(request.headers.get("Authorization", ""))
+        presented = bearer_token(headers.get("Authorization", ""))
         if presented is not None and hmac.compare_digest(
             presented.encode("utf-8", "surrogateescape"), expected.encode()
         ):
             return None
         reason = "no bearer token" if presented is None else "wrong bearer token"
-        self._log_refusal(request, peer, reason)
+        self._log_refusal(method, path, peer, reason)
         return _refusal(
             401, f"this control endpoint needs Authorization: Bearer <token> ({reason})"
         )
 
-    def _log_refusal(self, request: web.Request, peer: str | None, reason: str) -> None:
+    def _log_refusal(self, method: str, path: str, peer: str | None, reason: str) -> None:
         if self._refusals.allow((peer, reason)):
             log.warning(
                 "admin: refused %s %s from %s: %s",
-                request.method,
-                request.path,
+                method,
+                path,
                 peer or "an unknown peer",
                 reason,
             )

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from sidecar.config.experiments import ConfigProblems
+from sidecar.config.locations import Loc
 from sidecar.config.models import SidecarConfig
-from sidecar.config.yaml_lines import Loc
 
 DOCS = "docs/configuration.md"
 

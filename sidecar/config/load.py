@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from sidecar.config.explain import Places, dotted, explain, explain_located, model_at
+from sidecar.config.locations import Loc, YamlDocument
 from sidecar.config.models import BUILTIN_UPSTREAMS, SidecarConfig
-from sidecar.config.yaml_lines import Loc, YamlDocument, describe_yaml_error, parse_yaml
 
 ENV_PREFIX = "MODEL_SIDECAR_"
 # Sections no cross-check reads: an error in one cannot hide another one's cross-check errors,
@@ -90,6 +89,10 @@ def read_config_document(path: str | Path) -> YamlDocument:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: cannot read: not UTF-8 text ({exc.reason})"]) from exc
+    import yaml
+
+    from sidecar.config.yaml_lines import describe_yaml_error, parse_yaml
+
     try:
         document = parse_yaml(text)
     except yaml.YAMLError as exc:

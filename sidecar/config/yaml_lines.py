@@ -8,24 +8,12 @@ are collected so that they can be reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-Loc = tuple[str | int, ...]
+from sidecar.config.locations import Loc, YamlDocument
 
-
-@dataclass
-class YamlDocument:
-    """The data of a YAML document and where each of its keys and list items is."""
-
-    data: Any
-    # 1-based line of each mapping key and list item, by path.
-    lines: dict[Loc, int] = field(default_factory=dict)
-    # (path, first line, repeated line) of keys given twice in one mapping.
-    duplicates: list[tuple[Loc, int, int]] = field(default_factory=list)
+__all__ = ["Loc", "YamlDocument", "describe_yaml_error", "parse_yaml"]
 
 
 def parse_yaml(text: str) -> YamlDocument:

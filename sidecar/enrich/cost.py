@@ -10,6 +10,7 @@ genai-prices nor an override knows is "unknown" and costs nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -233,24 +234,31 @@ def provider_ids(provider_name: str) -> tuple[str, ...]:
 
 @cache
 def _library_provider_ids() -> frozenset[str]:
+    return frozenset(provider.id for provider in price_data().providers)
+
+
+@cache
+def price_data() -> Any:
+    """genai-prices' bundled data (its `DataSnapshot`), loaded on the first priced call.
+
+    Not at start-up (issue #23): importing and loading it takes ~0.15 s and ~15 MB that a
+    sidecar whose calls are never priced does not need. In a process that exempted its
+    start-up heap from garbage collection (`model-sidecar serve`, sidecar/cli.py), the data's
+    tens of thousands of long-lived objects are exempted too, for the same reason: a full
+    collection scanning them stalls the event loop.
+    """
     from genai_prices.data_snapshot import get_snapshot
 
-    return frozenset(provider.id for provider in get_snapshot().providers)
-
-
-def load_price_data() -> None:
-    """Load genai-prices' bundled data now (at start-up) instead of on the first priced call."""
-    from genai_prices.data_snapshot import get_snapshot
-
-    get_snapshot()
+    snapshot = get_snapshot()
+    if gc.get_freeze_count():
+        gc.freeze()
+    return snapshot
 
 
 def _resolve(provider: str, model: str, expires: float) -> _Entry:
     """Look a model up in genai-prices; prefer the sidecar's arithmetic when it agrees."""
-    from genai_prices.data_snapshot import get_snapshot
-
     try:
-        _, info = get_snapshot().find_provider_model(model, None, provider, None)
+        _, info = price_data().find_provider_model(model, None, provider, None)
     except LookupError:
         return _Entry(None, None, expires)
     library_price = info.get_prices(datetime.now(tz=UTC))

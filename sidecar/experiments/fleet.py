@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
 from sidecar.config.experiments import CONTROL, RolloutPrometheusConfig, StopLossConfig
 from sidecar.experiments import promql
@@ -42,6 +43,10 @@ class FleetVerdict:
 
     async def query(self, expr: str) -> dict[str, float]:
         """An instant query: value by `variant` label ("" when the series has none)."""
+        # Imported here: only a fleet rollout needs an HTTP client, and a sidecar that never
+        # imports aiohttp is ~20 MB smaller (tests/lifecycle/test_lazy_imports.py).
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout)

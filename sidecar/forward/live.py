@@ -15,7 +15,7 @@ from sidecar.config.models import AWS_SIGNING_SERVICES, LimitsConfig, SidecarCon
 from sidecar.forward.attribution import Attribution
 from sidecar.forward.retry import RetryPolicy
 from sidecar.forward.routing import Router, Upstream, build_upstreams
-from sidecar.http1.client import UpstreamPool
+from sidecar.http1.client import SharedTls, UpstreamPool
 
 # How often retired pools are checked for calls still using them.
 RETIRED_POLL_SECONDS = 0.5
@@ -35,7 +35,7 @@ class Routing:
     attribution: Attribution | None = None
 
 
-def open_pool(upstream: Upstream, limits: LimitsConfig) -> UpstreamPool:
+def open_pool(upstream: Upstream, limits: LimitsConfig, tls: SharedTls) -> UpstreamPool:
     """Pooled connections to one upstream, with the configured limits."""
     return UpstreamPool(
         upstream.host,
@@ -44,6 +44,7 @@ def open_pool(upstream: Upstream, limits: LimitsConfig) -> UpstreamPool:
         connect_timeout=limits.connect_timeout_seconds,
         read_timeout=limits.read_timeout_seconds,
         max_connections=limits.max_connections_per_upstream,
+        shared_tls=tls,
     )
 
 
@@ -61,8 +62,13 @@ class LiveRouting:
     def __init__(self, config: SidecarConfig) -> None:
         # The pod's AWS credentials, looked up once the first AWS-signed upstream appears.
         self._aws: AwsCredentials | None = None
+        # One client TLS context for every pool, this config's and the reloaded ones'.
+        self._tls = SharedTls()
         upstreams = build_upstreams(config, self._aws_for(config))
-        pools = {name: open_pool(upstream, config.limits) for name, upstream in upstreams.items()}
+        pools = {
+            name: open_pool(upstream, config.limits, self._tls)
+            for name, upstream in upstreams.items()
+        }
         policy = RetryPolicy(config.retries) if config.retries.enabled else None
         attribution = Attribution(config.attribution) if config.attribution else None
         self.current = Routing(
@@ -90,7 +96,7 @@ class LiveRouting:
             ):
                 pools[name] = kept
             else:
-                pools[name] = open_pool(upstream, config.limits)
+                pools[name] = open_pool(upstream, config.limits, self._tls)
         kept_ids = {id(pool) for pool in pools.values()}
         retired = [pool for pool in old.pools.values() if id(pool) not in kept_ids]
         self._retired.extend(retired)

@@ -437,6 +437,12 @@ class ServerConnection(asyncio.Protocol):
             transport.close()
 
     @property
+    def peer_host(self) -> str | None:
+        """The address of the connection's peer (the socket's, never a header), if known."""
+        peer = self._transport.get_extra_info("peername")
+        return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+    @property
     def awaiting_first_request(self) -> bool:
         """Open, and no request of this connection has reached the handler yet."""
         return not self.closing and self.requests_started == 0 and not self._queue

@@ -136,6 +136,11 @@ class Responder:
         return self._started
 
     @property
+    def peer_host(self) -> str | None:
+        """The address of the app's end of the connection (the socket's), if known."""
+        return self._conn.peer_host
+
+    @property
     def finished(self) -> bool:
         """The response is complete (or was aborted)."""
         return self._finished

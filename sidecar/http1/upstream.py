@@ -32,6 +32,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_active",
         "_buf",
+        "_deadline",
         "_head_only",
         "_idle_lost",
         "_interim",
@@ -40,6 +41,9 @@ class UpstreamConnection(asyncio.Protocol):
         "_lost",
         "_parser",
         "_paused",
+        "_timeout",
+        "_timer",
+        "_timer_at",
         "_transport",
         "_waiter",
         "buffered",
@@ -65,6 +69,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._active = False  # a request is out and its response not released
         self._lost = False
         self._waiter: asyncio.Future[None] | None = None
+        # The read deadline of the wait under way, and the one timer that checks it.
+        self._deadline = 0.0
+        self._timeout = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._buf: deque[bytes] = deque()
         self.buffered = 0
         self._paused = False
@@ -97,16 +106,48 @@ class UpstreamConnection(asyncio.Protocol):
             transport.writelines((head, body))
 
     async def wait(self, timeout: float) -> None:
-        """Wait (at most `timeout`, else TimeoutError and abort) for the next bytes or the end."""
+        """Wait (at most `timeout`, else TimeoutError and abort) for the next bytes or the end.
+
+        A stream waits once per chunk: instead of a timer armed and cancelled each time (at
+        1,000 streams, 50,000 timer starts and stops a second), each wait only moves the
+        connection's deadline, and one timer per connection, armed on the first wait, looks at
+        it when it fires and re-arms itself for the deadline it then finds (issue #23).
+        """
         loop = self._loop
         fut = loop.create_future()
         self._waiter = fut
-        timer = loop.call_later(timeout, self._timed_out, fut, timeout)
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        self._timeout = timeout
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline)
         try:
             await fut
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        """The timer fired: time the wait out if its deadline passed, else look again then.
+        With no wait under way the timer stops until the next wait arms it."""
+        self._timer = None
+        fut = self._waiter
+        if fut is None or fut.done():
+            return
+        if self._loop.time() >= self._deadline:
+            self._timed_out(fut, self._timeout)
+        else:
+            self._arm(self._deadline)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def take(self) -> bytes:
         """All buffered body bytes; reading resumes if it was paused."""
@@ -199,6 +240,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._stop_timer()
         if not self._active:
             self._idle_lost(self)
             return

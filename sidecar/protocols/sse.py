@@ -21,6 +21,17 @@ class SSEDecoder:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
+        if (
+            not self._buffer
+            and data.startswith(b"data: ")
+            and data.find(b"\n") == len(data) - 2
+            and data.endswith(b"\n\n")
+            and b"\r" not in data
+        ):
+            # The common piece: exactly one event of one `data:` line, LF-terminated (what
+            # OpenAI-style streams send per chunk): no buffering, no line splitting.
+            yield None, data[6:-2]
+            return
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
             self._skip_lf = buffer.endswith(b"\r")

@@ -19,17 +19,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-# `OTEL_TRACES_EXPORTER` values the sidecar knows (the specification's names).
-OTLP = "otlp"
-CONSOLE = "console"
-NONE = "none"
-
-
-def exporter_names(value: str | None) -> list[str]:
-    """The exporters `OTEL_TRACES_EXPORTER` names (comma-separated), `otlp` when unset."""
-    names = [name.strip().lower() for name in (value or "").split(",") if name.strip()]
-    return names or [OTLP]
-
 
 class ConsoleSender:
     """An OtlpSender that prints each span of a request as one JSON line."""

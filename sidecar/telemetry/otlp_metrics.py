@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from sidecar.config.otel import wants_otlp_metrics
 from sidecar.telemetry.conventions import COUNTER, GAUGE, LABELS, Instrument
 from sidecar.telemetry.otlp_settings import METRICS, ExporterSettings, resource_from_environ
 
@@ -47,16 +48,6 @@ log = logging.getLogger("sidecar.telemetry.otlp_metrics")
 SCOPE_NAME = "model_sidecar"
 DEFAULT_INTERVAL_MS = 60000
 DEFAULT_TIMEOUT_MS = 30000
-
-
-def wants_otlp_metrics(environ: Mapping[str, str]) -> bool:
-    """Whether OTEL_METRICS_EXPORTER asks for OTLP (opt-in: unset means no)."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    exporters = {
-        item.strip().lower() for item in environ.get("OTEL_METRICS_EXPORTER", "").split(",")
-    }
-    return "otlp" in exporters
 
 
 def build_otlp_metrics(

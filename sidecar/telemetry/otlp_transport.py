@@ -11,7 +11,8 @@ grpc is only imported when used) are the only ones that touch them:
   `_translate_data`/`_count_data` (its per-signal hooks) and `_export` (retry loop).
 
 Building a sender checks that those internals are there and raises `SdkInternalsChanged`
-naming what moved, so an SDK upgrade fails loudly (at start and in tests), never silently.
+naming what moved, so an SDK upgrade fails loudly (in tests, and as an error the sidecar
+logs when its first export builds the sender), never silently.
 """
 
 from __future__ import annotations

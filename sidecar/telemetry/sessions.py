@@ -11,6 +11,7 @@ and the cost of its summed usage when it ends.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sidecar.enrich.cost import PriceBook, TokenUsage
 from sidecar.record import SessionRecord
@@ -21,7 +22,9 @@ from sidecar.telemetry.conventions import (
     REALTIME_SESSIONS,
 )
 from sidecar.telemetry.registry import MetricRegistry
-from sidecar.telemetry.tracing import TracingSink
+
+if TYPE_CHECKING:
+    from sidecar.telemetry.tracing import TracingSink
 
 log = logging.getLogger("sidecar.telemetry.sessions")
 

@@ -22,16 +22,15 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from sidecar.config.models import TelemetryConfig
-from sidecar.config.otel import CAPTURE_CONTENT_VALUES
-from sidecar.record import CallRecord, SessionRecord
-from sidecar.telemetry.console_exporter import (
+from sidecar.config.otel import (
+    CAPTURE_CONTENT_VALUES,
     CONSOLE,
     NONE,
     OTLP,
-    ConsoleSender,
-    FanoutSender,
-    exporter_names,
+    sdk_disabled,
+    traces_exporter_names,
 )
+from sidecar.record import CallRecord, SessionRecord
 from sidecar.telemetry.conventions import V1_41, Generation
 from sidecar.telemetry.drops import TelemetryDrops
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
@@ -75,7 +74,7 @@ def build_tracing_sink(
 ) -> TracingSink | None:
     """A TracingSink when an exporter is configured (OTLP with an endpoint, or
     `OTEL_TRACES_EXPORTER=console`) and the SDK is not disabled, else None."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if sdk_disabled(environ):
         return None
     sender = _sender_from_environ(environ)
     if sender is None:
@@ -100,6 +99,7 @@ def build_tracing_sink(
         capture_content=capture and telemetry.capture_content_max_chars > 0,
         capture_content_max_chars=telemetry.capture_content_max_chars,
         keys=SpanAttributeKeys(generations),
+        prepare=sender.prepare if isinstance(sender, DeferredSender) else None,
     )
 
 
@@ -107,20 +107,64 @@ def _sender_from_environ(environ: Mapping[str, str]) -> OtlpSender | None:
     """Where spans go, as OTEL_TRACES_EXPORTER says (`otlp` by default, `console`, both, or
     `none`); None when nowhere."""
     senders: list[OtlpSender] = []
-    for name in exporter_names(environ.get("OTEL_TRACES_EXPORTER")):
+    for name in traces_exporter_names(environ.get("OTEL_TRACES_EXPORTER")):
         if name == NONE:
             return None
         if name == OTLP:
             settings = ExporterSettings.from_environ(environ)
             if settings is not None:
-                senders.append(settings.build_sender())
+                senders.append(DeferredSender(settings))
         elif name == CONSOLE:
+            from sidecar.telemetry.console_exporter import ConsoleSender
+
             senders.append(ConsoleSender())
         else:
             log.warning("OTEL_TRACES_EXPORTER %r is not supported (otlp, console, none)", name)
     if len(senders) > 1:
+        from sidecar.telemetry.console_exporter import FanoutSender
+
         return FanoutSender(senders)
     return senders[0] if senders else None
+
+
+class DeferredSender:
+    """The OTLP sender, built once the sidecar is ready (`prepare`), or by the first export.
+
+    Building it imports the SDK's OTLP exporter and its HTTP stack (requests, protobuf) or
+    gRPC: ~0.1 s that a sidecar no longer spends before it is ready (issue #23). A sender
+    that cannot be built (an SDK whose internals moved: `SdkInternalsChanged`) is logged as
+    an error once and its spans are dropped (counted), never raised into a call.
+    """
+
+    def __init__(self, settings: ExporterSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._sender: OtlpSender | None = None
+        self._failed = False
+
+    def prepare(self) -> None:
+        """Build the sender now on a thread of its own (once); sends wait for it."""
+        threading.Thread(target=self._built, name="otlp-sender-build", daemon=True).start()
+
+    def _built(self) -> OtlpSender | None:
+        with self._lock:
+            if self._sender is None and not self._failed:
+                try:
+                    self._sender = self._settings.build_sender()
+                except Exception:
+                    self._failed = True
+                    log.exception("cannot build the OTLP span exporter: spans are dropped")
+            return self._sender
+
+    def send(self, request: bytes, span_count: int) -> bool:
+        sender = self._built()
+        return sender.send(request, span_count) if sender is not None else False
+
+    def shutdown(self) -> None:
+        with self._lock:
+            sender = self._sender
+        if sender is not None:
+            sender.shutdown()
 
 
 class TracingSink:
@@ -138,8 +182,10 @@ class TracingSink:
         capture_content_max_chars: int = 16384,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
         keys: SpanAttributeKeys | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.capture_content = capture_content
+        self._prepare = prepare
         self.capture_content_max_chars = capture_content_max_chars
         self.close_timeout = close_timeout
         self._processor = processor
@@ -149,6 +195,12 @@ class TracingSink:
         self._keys = keys or SpanAttributeKeys((V1_41,))
         self._ids = RandomIdGenerator()
         self._closed = False
+
+    def prepare_export(self) -> None:
+        """Get the exporter ready in the background (the sidecar calls this once it is
+        listening), so that neither readiness nor the first export waits for it."""
+        if self._prepare is not None:
+            self._prepare()
 
     def call_started(self, record: CallRecord) -> None:
         """Nothing to do: the span is built once the call is over."""

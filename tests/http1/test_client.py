@@ -352,6 +352,35 @@ async def test_read_timeout_mid_body(start: Start) -> None:
     assert pool.connection_count == 0
 
 
+async def test_the_read_timeout_counts_from_the_last_bytes(start: Start) -> None:
+    """One timer per connection checks a deadline each read moves: a stream whose chunks
+    keep coming is never timed out, however long it lasts, and a pause is timed out one read
+    timeout after the last chunk, neither earlier nor much later."""
+
+    async def script(up: Upstream, reader: asyncio.StreamReader, w: Writer) -> None:
+        await read_request(reader)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(12):  # 0.6 s of chunks, three times the read timeout
+            w.write(b"1\r\nx\r\n")
+            await w.drain()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(10)
+
+    _, pool = await start(script, read_timeout=0.2)
+    response = await pool.request("GET", "/", CIMultiDict(), b"")
+    received = b""
+    loop = asyncio.get_running_loop()
+    with pytest.raises(TimeoutError):
+        while True:
+            received += await response.read_chunk()
+            last = loop.time()
+    waited = loop.time() - last
+    assert received == b"x" * 12
+    assert 0.15 <= waited < 0.6, waited
+    response.release()
+    assert pool.connection_count == 0
+
+
 async def test_drop_mid_body(start: Start) -> None:
     async def script(up: Upstream, reader: asyncio.StreamReader, w: Writer) -> None:
         await read_request(reader)

@@ -123,3 +123,25 @@ def test_finish_reasons_by_index() -> None:
     reasons.add("1", "tool_calls")  # not an int: counted as index 0
     assert record.finish_reasons == ["tool_calls", "length"]
     assert len(reasons) == 2
+
+
+def test_one_event_pieces_decode_as_when_split() -> None:
+    """A piece holding exactly one `data:` event takes a shortcut (issue #23); it must give
+    what the general path gives for the same bytes split anywhere."""
+    pieces = [
+        b'data: {"a":1}\n\n',
+        b"data: [DONE]\n\n",
+        b"data:  two spaces\n\n",
+        b"data: a\rb\n\n",  # a CR is a line end: two lines
+        b"data: x\ndata: y\n\n",  # two data lines
+        b"data: \n\n",
+        b"event: e\ndata: z\n\n",
+    ]
+    for piece in pieces:
+        whole = list(SSEDecoder().feed(piece))
+        split = SSEDecoder()
+        parts = [*split.feed(piece[:3]), *split.feed(piece[3:])]
+        assert whole == parts, piece
+    decoder = SSEDecoder()
+    assert list(decoder.feed(b'data: {"a":1}\n\n')) == [(None, b'{"a":1}')]
+    assert list(decoder.feed(b"data: a\rb\n\n")) == [(None, b"a")]  # "b" is no field

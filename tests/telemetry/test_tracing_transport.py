@@ -5,6 +5,9 @@ These fail loudly when an OpenTelemetry upgrade moves what the sidecar relies on
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -16,9 +19,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from sidecar.telemetry.otlp_encoder import OtlpSpanEncoder
 from sidecar.telemetry.otlp_settings import ExporterSettings
-from sidecar.telemetry.otlp_transport import HttpSender, SdkInternalsChanged
+from sidecar.telemetry.otlp_transport import HttpSender, OtlpSender, SdkInternalsChanged
 from sidecar.telemetry.otlp_transport_grpc import GrpcSender, RawTraceServiceStub
-from sidecar.telemetry.tracing import CountingBatchSpanProcessor, EncodedSpan
+from sidecar.telemetry.tracing import CountingBatchSpanProcessor, DeferredSender, EncodedSpan
 from tests.helpers.otlp import OtlpReceiver, start_receiver
 from tests.helpers.ports import closed_port
 
@@ -110,3 +113,37 @@ def test_sdk_internals_that_moved_fail_loudly() -> None:
     with pytest.raises(SdkInternalsChanged, match="_stub"):
         GrpcSender(plain)  # type: ignore[arg-type]
     plain.shutdown()
+
+
+def test_the_sidecar_builds_its_sender_on_the_first_export_and_survives_a_broken_sdk(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The OTLP sender is built when the first batch goes out (not at start-up, issue #23);
+    one that cannot be built is an error logged once, and its spans are dropped."""
+    settings = ExporterSettings.from_environ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert settings is not None
+    builds: list[int] = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Broken(ExporterSettings):
+        def build_sender(self) -> OtlpSender:
+            builds.append(1)
+            raise SdkInternalsChanged("OpenTelemetry exporter has no callable `_client.export`")
+
+    sender = DeferredSender(Broken(**dataclasses.asdict(settings)))
+    assert builds == []  # nothing built yet
+    with caplog.at_level(logging.ERROR, "sidecar.telemetry.tracing"):
+        assert sender.send(b"", 1) is False
+        assert sender.send(b"", 1) is False
+    assert builds == [1]
+    assert len([r for r in caplog.records if "cannot build" in r.getMessage()]) == 1
+    sender.shutdown()
+    # Prepared once the sidecar is ready: built on a thread of its own, before any export.
+    early = DeferredSender(Broken(**dataclasses.asdict(settings)))
+    early.prepare()
+    deadline = time.monotonic() + 10
+    while len(builds) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert builds == [1, 1]
+    assert early.send(b"", 1) is False
+    assert builds == [1, 1]  # never built twice
