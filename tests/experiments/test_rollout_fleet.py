@@ -77,7 +77,9 @@ async def test_a_candidate_failing_at_25_is_rolled_back_on_every_pod_together(
         lambda found: states(found) == ["rolled_back"] * 3, 30, "every pod rolled back"
     )
     times = reached(found, "rolled_back")
-    assert max(times) - min(times) <= INTERVAL, times
+    # Within one evaluation tick of each other; a transition's time also carries its own
+    # query round trip, which a loaded machine stretches (as for the steps above).
+    assert max(times) - min(times) <= INTERVAL + 0.2, times
     for rollout in found:
         assert path(rollout) == [*STEP_STATES[:3], "rolled_back"]
         assert rollout["weight"] == 0
